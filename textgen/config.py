@@ -1,0 +1,197 @@
+"""Frozen configuration dataclasses, saved with every corpus and run as JSON.
+
+Each config validates itself in `__post_init__` and raises `ConfigError` naming the field, the
+value received and the valid range, so a bad value from a form, the CLI (`--set key=value`) or a
+crafted URL is refused before any job exists. Configs round-trip through `to_dict` / `from_dict`;
+nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from typing import Any, TypeVar
+
+from textgen.errors import ConfigError
+
+C = TypeVar("C")
+
+
+def check_range(name: str, value: Any, low: float | None = None, high: float | None = None) -> None:
+    """Raise ConfigError unless low <= value <= high (either bound may be None)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name} must be a number, got {value!r}.")
+    if value != value:  # NaN
+        raise ConfigError(f"{name} must be a number, got NaN.")
+    if (low is not None and value < low) or (high is not None and value > high):
+        span = f"between {low} and {high}" if low is not None and high is not None else (
+            f"at least {low}" if low is not None else f"at most {high}")
+        raise ConfigError(f"{name} must be {span}, got {value!r}.")
+
+
+def check_choice(name: str, value: Any, choices: typing.Iterable[str]) -> None:
+    choices = tuple(choices)
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}.")
+
+
+class ConfigMixin:
+    """to_dict / from_dict / with_overrides for frozen dataclasses."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[arg-type]
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls: type[C], data: dict[str, Any]) -> C:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{cls.__name__} must be a JSON object, got {type(data).__name__}.")
+        unknown = sorted(set(data) - set(cls.field_names()))  # type: ignore[attr-defined]
+        if unknown:
+            raise ConfigError(
+                f"unknown {cls.__name__} key(s): {', '.join(unknown)}. "
+                f"Valid keys: {', '.join(cls.field_names())}."  # type: ignore[attr-defined]
+            )
+        hints = typing.get_type_hints(cls)
+        values = {k: _coerce(k, v, hints[k], from_text=False) for k, v in data.items()}
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls: type[C], text: str) -> C:
+        return cls.from_dict(json.loads(text))  # type: ignore[attr-defined]
+
+    def with_overrides(self: C, overrides: dict[str, Any], *, from_text: bool = False) -> C:
+        """A copy with some fields replaced. With from_text, values are strings ("key=value" from
+        the CLI or a URL) parsed according to the field's type."""
+        cls = type(self)
+        names = cls.field_names()  # type: ignore[attr-defined]
+        unknown = sorted(set(overrides) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"unknown {cls.__name__} key(s): {', '.join(unknown)}. Valid keys: {', '.join(names)}."
+            )
+        hints = typing.get_type_hints(cls)
+        values = {k: _coerce(k, v, hints[k], from_text=from_text) for k, v in overrides.items()}
+        return dataclasses.replace(self, **values)  # type: ignore[type-var]
+
+
+def _coerce(name: str, value: Any, hint: Any, *, from_text: bool) -> Any:
+    """Convert JSON / text values to the field's declared type, refusing what does not fit."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        non_none = [a for a in args if a is not type(None)]
+        if value is None or (from_text and str(value).lower() in ("none", "null", "")):
+            if type(None) in args:
+                return None
+        return _coerce(name, value, non_none[0], from_text=from_text)
+    if origin is tuple:
+        if from_text and isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name} must be a list, got {value!r}.")
+        item = args[0] if args else str
+        return tuple(_coerce(name, v, item, from_text=from_text) for v in value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if from_text and str(value).lower() in ("true", "1", "yes", "on"):
+            return True
+        if from_text and str(value).lower() in ("false", "0", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be true or false, got {value!r}.")
+    if hint is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{name} must be an integer, got {value!r}.")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if from_text and isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+        raise ConfigError(f"{name} must be an integer, got {value!r}.")
+    if hint is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{name} must be a number, got {value!r}.")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if from_text and isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                pass
+        raise ConfigError(f"{name} must be a number, got {value!r}.")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{name} must be a string, got {value!r}.")
+    return value
+
+
+FORMATS = ("auto", "text", "tsv", "csv", "jsonl")
+TOKENIZER_KINDS = ("char", "word", "bpe", "wordpiece")
+
+
+@dataclasses.dataclass(frozen=True)
+class CorpusConfig(ConfigMixin):
+    """How a corpus file is read, checked and split."""
+
+    # Detected from the content when "auto"; the file name is never trusted.
+    format: str = "auto"
+    # CSV column / JSONL key holding the source; None picks an obvious one (source, input, question...).
+    source_field: str | None = None
+    # CSV column / JSONL key holding the target; None picks an obvious one (target, output, answer...).
+    target_field: str | None = None
+    # Files larger than this are refused before parsing (matches the app's upload cap).
+    max_bytes: int = 50 * 1024 * 1024
+    # Lines longer than this many characters are rejected (reported with their line number).
+    max_line_chars: int = 2000
+    # Fraction of examples held out for validation (early stopping, probe samples).
+    valid_fraction: float = 0.1
+    # Fraction of examples held out for the final test score.
+    test_fraction: float = 0.1
+    # Seed of the split; the same file, config and seed always give the same split.
+    split_seed: int = 1234
+
+    def __post_init__(self) -> None:
+        check_choice("format", self.format, FORMATS)
+        check_range("max_bytes", self.max_bytes, 1, 2 * 1024**3)
+        check_range("max_line_chars", self.max_line_chars, 10, 10_000_000)
+        check_range("valid_fraction", self.valid_fraction, 0.0, 0.5)
+        check_range("test_fraction", self.test_fraction, 0.0, 0.5)
+        check_range("split_seed", self.split_seed, 0, 2**31 - 1)
+        if self.valid_fraction + self.test_fraction >= 0.9:
+            raise ConfigError(
+                "valid_fraction + test_fraction must leave at least 10% for training, "
+                f"got {self.valid_fraction} + {self.test_fraction}."
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizerConfig(ConfigMixin):
+    """How text becomes token ids (one tokenizer for the source side, one for the target side)."""
+
+    # char: one token per character; word: words with punctuation split off; bpe / wordpiece:
+    # subwords learned on the training split with HF `tokenizers`.
+    kind: str = "word"
+    # Upper bound on the vocabulary, special tokens included; rarer tokens map to <unk>.
+    vocab_size: int = 8000
+    # Tokens seen fewer times than this in training are left out of the vocabulary.
+    min_frequency: int = 1
+    # Lower-case everything before tokenising (then generated text is lower-case too).
+    lowercase: bool = False
+
+    def __post_init__(self) -> None:
+        check_choice("kind", self.kind, TOKENIZER_KINDS)
+        check_range("vocab_size", self.vocab_size, 8, 1_000_000)
+        check_range("min_frequency", self.min_frequency, 1, 1_000_000)
