@@ -38,3 +38,30 @@ def split_lines(text: str) -> list[str]:
     if lines and lines[-1] == "":
         lines.pop()
     return lines
+
+
+# Characters that are invisible or reorder text: shown as ⟨U+XXXX⟩ wherever text is displayed as a
+# label or in a log, so "abc\u202Efed" cannot pose as another string and ESC cannot drive a terminal.
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064"
+    "\u2066-\u206f\ufeff\ufff9-\ufffb]"
+)
+
+
+def visible(text: str, max_chars: int | None = None) -> str:
+    """Text safe to show as a label or in a terminal: invisible and control characters marked.
+
+    Tabs and newlines are shown as ⟨TAB⟩ / ⟨LF⟩ too: a label is one line. Optionally shortened.
+    """
+    if max_chars is not None and len(text) > max_chars:
+        text = text[:max_chars] + f"… (+{len(text) - max_chars} chars)"
+
+    def mark(match: re.Match[str]) -> str:
+        char = match.group()
+        return {"\t": "⟨TAB⟩", "\n": "⟨LF⟩", "\r": "⟨CR⟩"}.get(char, f"⟨U+{ord(char):04X}⟩")
+
+    return _INVISIBLE.sub(mark, text.replace("\t", "⟨TAB⟩").replace("\n", "⟨LF⟩").replace("\r", "⟨CR⟩"))
+
+
+def count_invisible(text: str) -> int:
+    return len(_INVISIBLE.findall(text))

@@ -1,0 +1,48 @@
+"""Shared fixtures. Every test session gets its own TEXTGEN_HOME, so tests never touch a user's runs."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+# Before anything imports TensorFlow: quiet its start-up lines, and keep tests off the user's store.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+_SESSION_HOME = tempfile.mkdtemp(prefix="textgen-test-home-")
+os.environ["TEXTGEN_HOME"] = _SESSION_HOME
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh, empty TEXTGEN_HOME for one test (also exported to subprocesses)."""
+    folder = tmp_path / "home"
+    monkeypatch.setenv("TEXTGEN_HOME", str(folder))
+    return folder
+
+
+@pytest.fixture
+def store(home: Path):
+    from textgen.store import RunStore
+
+    with RunStore(home) as run_store:
+        yield run_store
+
+
+def run_cli(*args: str, home: Path | None = None, timeout: float = 300, input: bytes | None = None):
+    """Run `python -m textgen ARGS` in a subprocess, the way a user does."""
+    import subprocess
+
+    env = dict(os.environ)
+    if home is not None:
+        env["TEXTGEN_HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-m", "textgen", *args],
+        cwd=ROOT, env=env, capture_output=True, timeout=timeout, input=input,
+    )

@@ -1,0 +1,128 @@
+"""Corpora as the app and the CLI use them: resolve a reference, inspect, register, load back.
+
+A corpus reference is a file path or `sample:NAME` (a built-in corpus). A registered corpus keeps
+its original bytes unchanged in `corpora/<id>/original.bin`, its report and its split, so every
+run trained on it sees the same examples in the same split. Its id is derived from the bytes and
+the reading config, so registering the same file twice gives the same corpus.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from textgen import samples
+from textgen.config import CorpusConfig
+from textgen.corpus import Corpus, CorpusReport, Split, build_report, read_corpus, split_corpus
+from textgen.errors import CorpusError
+from textgen.fsutil import atomic_write_bytes, atomic_write_text
+from textgen.store import CorpusRecord, RunStore
+
+ORIGINAL_NAME = "original.bin"
+REPORT_NAME = "report.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedCorpus:
+    """A corpus read and split, with its report: what training and the app work from."""
+
+    corpus: Corpus
+    split: Split
+    report: CorpusReport
+    origin: str  # "sample:NAME", "file" or "upload"
+    label: str  # a display name only; never a path
+
+
+def read_reference(reference: str, config: CorpusConfig) -> tuple[bytes, str, str]:
+    """Bytes, origin and label of `sample:NAME` or a file path (size checked before reading)."""
+    name = samples.parse_sample_reference(reference)
+    if name is not None:
+        return samples.sample_bytes(name), f"sample:{name}", name
+    path = Path(reference)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise CorpusError(
+            f"no such file: {reference!r}. Give a path to a corpus file, or sample:NAME for a "
+            f"built-in corpus ({', '.join(samples.sample_names())})."
+        ) from None
+    except OSError as error:
+        raise CorpusError(f"cannot read {reference!r}: {error.strerror}.") from None
+    if not path.is_file():
+        raise CorpusError(f"{reference!r} is not a regular file; give the path of a corpus file.")
+    if size > config.max_bytes:
+        raise CorpusError(
+            f"the file is {size / 2**20:.1f} MB, over the {config.max_bytes / 2**20:.0f} MB cap; "
+            "split it, or raise max_bytes."
+        )
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise CorpusError(f"cannot read {reference!r}: {error.strerror}.") from None
+    return data, "file", path.name
+
+
+def load_bytes(data: bytes, config: CorpusConfig, *, origin: str, label: str) -> LoadedCorpus:
+    corpus = read_corpus(data, config)
+    split = split_corpus(corpus, config)
+    return LoadedCorpus(corpus, split, build_report(corpus, split), origin, label)
+
+
+def load_reference(reference: str, config: CorpusConfig | None = None) -> LoadedCorpus:
+    config = config or CorpusConfig()
+    data, origin, label = read_reference(reference, config)
+    return load_bytes(data, config, origin=origin, label=label)
+
+
+def corpus_id_for(data: bytes, config: CorpusConfig) -> str:
+    digest = hashlib.sha256(data)
+    digest.update(json.dumps(config.to_dict(), sort_keys=True).encode())
+    return "c-" + digest.hexdigest()[:12]
+
+
+def register(store: RunStore, data: bytes, config: CorpusConfig, *, origin: str, label: str) -> CorpusRecord:
+    """Validate, split and save a corpus in the store. Nothing is written if it is unusable."""
+    loaded = load_bytes(data, config, origin=origin, label=label)
+    corpus_id = corpus_id_for(data, config)
+    folder = store.corpus_dir(corpus_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(folder / ORIGINAL_NAME, data)
+    atomic_write_text(folder / REPORT_NAME, json.dumps(loaded.report.to_dict(), indent=1))
+    return store.add_corpus(
+        corpus_id=corpus_id, label=label, origin=origin, sha256=loaded.corpus.sha256,
+        format=loaded.corpus.format, num_examples=len(loaded.corpus.examples),
+        config=config.to_dict(), split=loaded.split.to_dict(),
+    )
+
+
+def register_reference(
+    store: RunStore, reference: str, config: CorpusConfig | None = None, *, label: str | None = None
+) -> CorpusRecord:
+    config = config or CorpusConfig()
+    data, origin, default_label = read_reference(reference, config)
+    return register(store, data, config, origin=origin, label=label or default_label)
+
+
+def load_registered(store: RunStore, corpus_id: str) -> LoadedCorpus:
+    """Read a registered corpus back exactly as it was split when registered."""
+    record = store.get_corpus(corpus_id)
+    config = CorpusConfig.from_dict(record.config)
+    data = (store.corpus_dir(corpus_id) / ORIGINAL_NAME).read_bytes()
+    corpus = read_corpus(data, config)
+    split = Split.from_dict(record.split)
+    report = build_report(corpus, split)
+    return LoadedCorpus(corpus, split, report, record.origin, record.label)
+
+
+def saved_report(store: RunStore, corpus_id: str) -> dict:
+    path = store.corpus_dir(corpus_id) / REPORT_NAME
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def write_sample(name: str, out: str | os.PathLike, *, size: int | None, seed: int) -> Path:
+    path = Path(out)
+    atomic_write_bytes(path, samples.sample_bytes(name, size=size, seed=seed))
+    return path
