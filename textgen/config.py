@@ -195,3 +195,83 @@ class TokenizerConfig(ConfigMixin):
         check_choice("kind", self.kind, TOKENIZER_KINDS)
         check_range("vocab_size", self.vocab_size, 8, 1_000_000)
         check_range("min_frequency", self.min_frequency, 1, 1_000_000)
+
+
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("constant", "inverse_sqrt", "cosine")
+EARLY_STOPPING_METRICS = ("valid_loss", "bleu")
+STRATEGIES = ("default", "mirrored", "multi-worker")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(ConfigMixin):
+    """How a model is trained. Saved with the run; `--set key=value` overrides any field."""
+
+    # Passes over the training split (a time budget may end training sooner).
+    epochs: int = 10
+    # Examples per batch (per replica count: the global batch under a distribution strategy).
+    batch_size: int = 64
+    # Peak learning rate (after warm-up for the inverse_sqrt and cosine schedules).
+    learning_rate: float = 1e-3
+    # adam, or adamw (decoupled weight decay, below).
+    optimizer: str = "adam"
+    # AdamW's decoupled weight decay; ignored by adam.
+    weight_decay: float = 0.01
+    # constant; inverse_sqrt (linear warm-up then 1/sqrt(step), "Attention is all you need"); cosine
+    # (linear warm-up then cosine decay to 10% of the peak by the last planned step).
+    schedule: str = "constant"
+    # Steps of linear warm-up for inverse_sqrt and cosine.
+    warmup_steps: int = 200
+    # Clip the global gradient norm to this (0 turns clipping off).
+    clip_norm: float = 1.0
+    # Label smoothing of the cross-entropy (0 = plain cross-entropy).
+    label_smoothing: float = 0.0
+    # Stop after this many evaluations without improvement (0 = never stop early).
+    early_stopping_patience: int = 0
+    # What "best" means for early stopping and the best checkpoint.
+    early_stopping_metric: str = "valid_loss"
+    # Time budget in minutes: stop cleanly when spent, keeping the best checkpoint (0 = none).
+    minutes: float = 0.0
+    # Evaluate every this many steps (0 = once per epoch).
+    eval_every_steps: int = 0
+    # Validation examples decoded (greedily) at each evaluation for BLEU and chrF (0 = skip scores).
+    eval_bleu_examples: int = 200
+    # Fixed validation sources decoded at every evaluation and kept, to watch outputs evolve.
+    num_probe_samples: int = 8
+    # Tokens longer than this are truncated (the count is reported).
+    max_source_length: int = 64
+    # Target tokens longer than this are truncated; also the decoding length cap.
+    max_target_length: int = 64
+    # Training loss is written to the store at most this often (seconds).
+    log_every_seconds: float = 1.0
+    # Compile the training step with XLA (measured per family; batches are bucketed to few shapes).
+    jit_compile: bool = False
+    # Threads TensorFlow may use inside one op (0 = all cores). Keep a core free for the app.
+    intra_op_threads: int = 0
+    # default (one device), mirrored (all local GPUs/devices), or multi-worker (TF_CONFIG cluster).
+    strategy: str = "default"
+    # Seed for weight initialisation, shuffling and dropout.
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_range("epochs", self.epochs, 0, 10_000)
+        check_range("batch_size", self.batch_size, 1, 65_536)
+        check_range("learning_rate", self.learning_rate, 1e-8, 10.0)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_range("weight_decay", self.weight_decay, 0.0, 1.0)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_range("warmup_steps", self.warmup_steps, 0, 10_000_000)
+        check_range("clip_norm", self.clip_norm, 0.0, 1e6)
+        check_range("label_smoothing", self.label_smoothing, 0.0, 0.5)
+        check_range("early_stopping_patience", self.early_stopping_patience, 0, 10_000)
+        check_choice("early_stopping_metric", self.early_stopping_metric, EARLY_STOPPING_METRICS)
+        check_range("minutes", self.minutes, 0.0, 60 * 24 * 30)
+        check_range("eval_every_steps", self.eval_every_steps, 0, 10_000_000)
+        check_range("eval_bleu_examples", self.eval_bleu_examples, 0, 100_000)
+        check_range("num_probe_samples", self.num_probe_samples, 0, 100)
+        check_range("max_source_length", self.max_source_length, 1, 4096)
+        check_range("max_target_length", self.max_target_length, 1, 4096)
+        check_range("log_every_seconds", self.log_every_seconds, 0.0, 3600)
+        check_range("intra_op_threads", self.intra_op_threads, 0, 1024)
+        check_choice("strategy", self.strategy, STRATEGIES)
+        check_range("seed", self.seed, 0, 2**31 - 1)
