@@ -89,8 +89,13 @@ def cmd_corpus_sample(args: argparse.Namespace) -> int:
 def cmd_corpus_inspect(args: argparse.Namespace) -> int:
     from textgen import corpora
 
+    from textgen.config import TokenizerConfig
+
     loaded = corpora.load_reference(args.path, _corpus_config(args))
     report = loaded.report.to_dict()
+    report["tokenizer"] = corpora.tokenizer_summary(
+        loaded, TokenizerConfig(kind=args.tokenizer, vocab_size=args.vocab_size)
+    )
     if args.json:
         _print_json(report)
     else:
@@ -148,7 +153,17 @@ def format_report(report: dict[str, Any], label: str = "") -> str:
                 )
     vocabulary = report.get("vocabulary_size")
     if vocabulary is not None:
-        lines.append(f"  vocabulary: {json.dumps(vocabulary)}")
+        lines.append(f"  distinct words: {json.dumps(vocabulary)}")
+    tokenizer = report.get("tokenizer")
+    if isinstance(tokenizer, dict):
+        for side in ("source", "target", "text"):
+            if side in tokenizer:
+                figures = tokenizer[side]
+                lines.append(
+                    f"  {tokenizer['kind']} tokenizer, {side}: {figures['vocabulary_size']} tokens "
+                    f"(cap {tokenizer['vocab_size_cap']}), out of vocabulary: "
+                    f"{figures['oov_rate_valid']:.2%} of validation, {figures['oov_rate_test']:.2%} of test tokens"
+                )
     split = report.get("split")
     if isinstance(split, dict):
         lines.append(f"  split: {json.dumps({k: v for k, v in split.items() if not isinstance(v, (list, dict))})}")
@@ -219,11 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--source-field", help="CSV column / JSONL key holding the source")
         sub.add_argument("--target-field", help="CSV column / JSONL key holding the target")
         sub.add_argument("--set", action="append", metavar="KEY=VALUE",
-                         help="other corpus settings (max_line_chars, valid_fraction, test_fraction, split_seed, max_bytes)")
+                         help="other corpus settings: max_line_chars, valid_fraction, test_fraction, split_seed, max_bytes, deduplicate")
         sub.add_argument("--json", action="store_true", help="print one JSON object")
 
     inspect = corpus_commands.add_parser("inspect", help="the validation report of a corpus file")
     reading_options(inspect)
+    inspect.add_argument("--tokenizer", default="word", choices=["char", "word", "bpe", "wordpiece"],
+                         help="tokenizer for the vocabulary and out-of-vocabulary figures (default word)")
+    inspect.add_argument("--vocab-size", type=int, default=8000, help="its vocabulary cap (default 8000)")
     inspect.set_defaults(handler=cmd_corpus_inspect)
 
     add = corpus_commands.add_parser("add", help="validate, split and register a corpus in the store")

@@ -162,6 +162,8 @@ class CorpusConfig(ConfigMixin):
     test_fraction: float = 0.1
     # Seed of the split; the same file, config and seed always give the same split.
     split_seed: int = 1234
+    # Drop examples whose (source, target) repeats an earlier one, keeping the first.
+    deduplicate: bool = False
 
     def __post_init__(self) -> None:
         check_choice("format", self.format, FORMATS)

@@ -15,8 +15,16 @@ import os
 from pathlib import Path
 
 from textgen import samples
-from textgen.config import CorpusConfig
-from textgen.corpus import Corpus, CorpusReport, Split, build_report, read_corpus, split_corpus
+from textgen.config import CorpusConfig, TokenizerConfig
+from textgen.corpus import (
+    Corpus,
+    CorpusReport,
+    Split,
+    build_report,
+    deduplicate,
+    read_corpus,
+    split_corpus,
+)
 from textgen.errors import CorpusError
 from textgen.fsutil import atomic_write_bytes, atomic_write_text
 from textgen.store import CorpusRecord, RunStore
@@ -65,8 +73,14 @@ def read_reference(reference: str, config: CorpusConfig) -> tuple[bytes, str, st
     return data, "file", path.name
 
 
-def load_bytes(data: bytes, config: CorpusConfig, *, origin: str, label: str) -> LoadedCorpus:
+def parse(data: bytes, config: CorpusConfig) -> Corpus:
+    """Bytes to examples under `config`: the one reading path for inspection, registration and training."""
     corpus = read_corpus(data, config)
+    return deduplicate(corpus) if config.deduplicate else corpus
+
+
+def load_bytes(data: bytes, config: CorpusConfig, *, origin: str, label: str) -> LoadedCorpus:
+    corpus = parse(data, config)
     split = split_corpus(corpus, config)
     return LoadedCorpus(corpus, split, build_report(corpus, split), origin, label)
 
@@ -75,6 +89,33 @@ def load_reference(reference: str, config: CorpusConfig | None = None) -> Loaded
     config = config or CorpusConfig()
     data, origin, label = read_reference(reference, config)
     return load_bytes(data, config, origin=origin, label=label)
+
+
+def side_texts(corpus: Corpus) -> dict[str, list[str]]:
+    """The texts a model reads and writes, per side: source and target, or the text's lines."""
+    if corpus.is_pairs:
+        return {"source": [e.source for e in corpus.examples], "target": [e.target for e in corpus.examples]}
+    return {"text": [e.target for e in corpus.examples]}
+
+
+def tokenizer_summary(loaded: LoadedCorpus, config: TokenizerConfig | None = None) -> dict:
+    """Vocabulary size and out-of-vocabulary rate of a tokenizer trained on the training split.
+
+    The OOV rate is measured on the validation and test splits: the share of their tokens that
+    become <unk>, i.e. what a model trained on this corpus would fail to read or write.
+    """
+    from textgen.tokenizers import train_tokenizer
+
+    config = config or TokenizerConfig()
+    summary: dict = {"kind": config.kind, "vocab_size_cap": config.vocab_size}
+    for side, texts in side_texts(loaded.corpus).items():
+        tokenizer = train_tokenizer([texts[i] for i in loaded.split.train], config)
+        summary[side] = {
+            "vocabulary_size": tokenizer.vocab_size,
+            "oov_rate_valid": round(tokenizer.oov_rate([texts[i] for i in loaded.split.valid]), 5),
+            "oov_rate_test": round(tokenizer.oov_rate([texts[i] for i in loaded.split.test]), 5),
+        }
+    return summary
 
 
 def corpus_id_for(data: bytes, config: CorpusConfig) -> str:
@@ -111,8 +152,9 @@ def load_registered(store: RunStore, corpus_id: str) -> LoadedCorpus:
     record = store.get_corpus(corpus_id)
     config = CorpusConfig.from_dict(record.config)
     data = (store.corpus_dir(corpus_id) / ORIGINAL_NAME).read_bytes()
-    corpus = read_corpus(data, config)
+    corpus = parse(data, config)
     split = Split.from_dict(record.split)
+    split.check_fits(corpus)
     report = build_report(corpus, split)
     return LoadedCorpus(corpus, split, report, record.origin, record.label)
 
