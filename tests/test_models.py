@@ -1,0 +1,402 @@
+"""The model families honour one interface: shapes, masking, step = teacher forcing, training,
+persistence, size estimates and config validation. Tiny configs: the file runs in one to two
+minutes on two shared cores (most of it tracing `fit` and the decode loops)."""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from textgen.errors import ConfigError, StoreError
+from textgen.models import (MODEL_KINDS, PRESET_NAMES, ModelConfig, build_model, flops_per_token,
+                            load_model_dir, parameter_count, preset_config, save_model)
+from textgen.models.losses import (MaskedCrossEntropy, MaskedPerplexity, MaskedTokenAccuracy,
+                                   masked_cross_entropy)
+
+BOS, EOS = 2, 3
+TINY = dict(source_vocab_size=23, target_vocab_size=29, embedding_dim=16, hidden_units=24,
+            num_layers=1, dropout=0.0, num_heads=2, model_dim=16, feed_forward_dim=32,
+            max_source_length=12, max_target_length=10)
+
+# Every family, plus variants that switch on the options (bidirectional, LSTM cells, dot score,
+# post-norm, learned positions, tied embeddings, two layers).
+VARIANTS = {
+    "gru": dict(kind="gru"),
+    "gru-bi-tied-2l": dict(kind="gru", bidirectional=True, tie_embeddings=True, num_layers=2),
+    "lstm-bi-2l": dict(kind="lstm", bidirectional=True, num_layers=2),
+    "bahdanau": dict(kind="bahdanau"),
+    "bahdanau-lstm-bi-tied-2l": dict(kind="bahdanau", rnn_cell="lstm", bidirectional=True,
+                                     tie_embeddings=True, num_layers=2),
+    "luong-general": dict(kind="luong"),
+    "luong-dot-lstm-bi": dict(kind="luong", luong_score="dot", rnn_cell="lstm", bidirectional=True),
+    "transformer": dict(kind="transformer"),
+    "transformer-postnorm-learned-tied-2l": dict(kind="transformer", norm_first=False,
+                                                 positional="learned", tie_embeddings=True,
+                                                 num_layers=2),
+    "transformer-lm": dict(kind="transformer-lm", num_layers=2),
+    "lstm-lm-tied-2l": dict(kind="lstm-lm", tie_embeddings=True, num_layers=2),
+}
+ATTENTION_VARIANTS = [name for name, v in VARIANTS.items()
+                      if v["kind"] in ("bahdanau", "luong", "transformer")]
+
+
+def tiny_config(variant: str, **overrides) -> ModelConfig:
+    return ModelConfig(**{**TINY, **VARIANTS[variant], **overrides})
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_model(variant: str):
+    keras.utils.set_random_seed(1)
+    return build_model(tiny_config(variant))
+
+
+def sample_batch(config: ModelConfig) -> dict[str, np.ndarray]:
+    """Three examples of different lengths, padded with 0 at the end."""
+    rng = np.random.default_rng(7)
+    source = rng.integers(4, config.source_vocab_size, (3, 7)).astype("int32")
+    source[1, 3:] = 0
+    source[2, 5:] = 0
+    target = rng.integers(4, config.target_vocab_size, (3, 6)).astype("int32")
+    target[:, 0] = BOS
+    target[1, 4:] = 0
+    if config.is_decoder_only:
+        source = np.zeros((3, 0), "int32")
+    return {"source_ids": source, "target_input_ids": target}
+
+
+ATTENTION_KEYS = {"gru": (), "lstm": (), "lstm-lm": (), "bahdanau": ("cross_attention",),
+                  "luong": ("cross_attention",), "transformer": ("cross_attention", "self_attention"),
+                  "transformer-lm": ("self_attention",)}
+
+
+@functools.lru_cache(maxsize=None)
+def decoded(variant: str) -> tuple[np.ndarray, list[dict[str, np.ndarray]]]:
+    """The sample batch's target fed token by token through decode_step in a symbolic loop
+    inside tf.function (as a decoder runs it): logits (batch, target_len, vocab) and each
+    step's attention."""
+    model, config = tiny_model(variant), tiny_config(variant)
+    inputs, keys = sample_batch(config), ATTENTION_KEYS[config.kind]
+
+    @tf.function
+    def run(source_ids, target_ids):
+        state = model.encode(source_ids)
+        num_steps = tf.shape(target_ids)[1]
+        logits = tf.TensorArray(tf.float32, size=num_steps)
+        attention = {key: tf.TensorArray(tf.float32, size=num_steps) for key in keys}
+        for t in tf.range(num_steps):  # a tf.while_loop: the state must keep its shapes
+            step_logits, state, step_attention = model.decode_step(target_ids[:, t], state)
+            logits = logits.write(t, step_logits)
+            attention = {key: attention[key].write(t, step_attention[key]) for key in keys}
+        return logits.stack(), {key: array.stack() for key, array in attention.items()}
+
+    logits, attention = run(tf.constant(inputs["source_ids"]),
+                            tf.constant(inputs["target_input_ids"]))
+    steps = [{key: attention[key][t].numpy() for key in keys} for t in range(logits.shape[0])]
+    return np.transpose(logits.numpy(), (1, 0, 2)), steps  # (batch, target_len, vocab)
+
+
+def compile_for_training(model, loss=masked_cross_entropy, metrics=(), learning_rate=1e-2):
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=list(metrics))
+    # Adam's slots created now, not inside fit's first trace, spare fit a second trace.
+    model.optimizer.build(model.trainable_variables)
+
+
+# ---------------------------------------------------------------- shapes and the interface
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_call_encode_and_decode_step_have_the_documented_shapes(variant):
+    model, config = tiny_model(variant), tiny_config(variant)
+    inputs = sample_batch(config)
+    batch, target_len = inputs["target_input_ids"].shape
+    source_len = inputs["source_ids"].shape[1]
+    vocab, layers, heads = config.target_vocab_size, config.num_layers, config.num_heads
+
+    logits = model(inputs)
+    assert logits.shape == (batch, target_len, vocab) and logits.dtype == tf.float32
+
+    state = model.encode(inputs["source_ids"])
+    assert all(t.shape[0] == batch for t in tf.nest.flatten(state))
+    step_logits, new_state, attention = model.decode_step(tf.fill([batch], BOS), state)
+    assert step_logits.shape == (batch, vocab)
+    # Fixed shapes: the new state can feed the next step of the same tf.function trace.
+    assert tf.nest.map_structure(lambda t: t.shape, new_state) == \
+        tf.nest.map_structure(lambda t: t.shape, state)
+
+    _, full_attention = model.call_with_attention(inputs)
+    kind = config.kind
+    if kind in ("gru", "lstm", "lstm-lm"):
+        assert attention == {} and full_attention == {}
+    elif kind in ("bahdanau", "luong"):
+        assert {k: v.shape for k, v in attention.items()} == {"cross_attention": (batch, source_len)}
+        assert full_attention["cross_attention"].shape == (batch, target_len, source_len)
+    else:
+        expected = {"self_attention": (batch, layers, heads, config.max_target_length)}
+        full = {"self_attention": (batch, layers, heads, target_len, target_len)}
+        if kind == "transformer":
+            expected["cross_attention"] = (batch, layers, heads, source_len)
+            full["cross_attention"] = (batch, layers, heads, target_len, source_len)
+            full["encoder_self_attention"] = (batch, layers, heads, source_len, source_len)
+        assert {k: tuple(v.shape) for k, v in attention.items()} == expected
+        assert {k: tuple(v.shape) for k, v in full_attention.items()} == full
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_appended_padding_changes_no_real_output(variant):
+    model, config = tiny_model(variant), tiny_config(variant)
+    inputs = sample_batch(config)
+    logits = model(inputs).numpy()
+    real = inputs["target_input_ids"] != 0
+
+    padded = {name: np.pad(ids, ((0, 0), (0, 0 if ids.shape[1] == 0 else 3)))
+              for name, ids in inputs.items()}
+    padded_logits = model(padded).numpy()[:, :logits.shape[1]]
+    np.testing.assert_allclose(padded_logits[real], logits[real], atol=1e-5)
+
+    # The short example alone, without any padding, gives what it gave inside the padded batch.
+    alone = {"source_ids": inputs["source_ids"][1:2, :3 if not config.is_decoder_only else 0],
+             "target_input_ids": inputs["target_input_ids"][1:2, :4]}
+    np.testing.assert_allclose(model(alone).numpy()[0], logits[1, :4], atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_step_by_step_decoding_equals_teacher_forcing(variant):
+    model, config = tiny_model(variant), tiny_config(variant)
+    inputs = sample_batch(config)
+    teacher_forced = model(inputs).numpy()
+    stepped, _ = decoded(variant)
+    real = inputs["target_input_ids"] != 0
+    np.testing.assert_allclose(stepped[real], teacher_forced[real], atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["gru-bi-tied-2l", "bahdanau", "luong-general",
+                                     "transformer", "transformer-lm", "lstm-lm-tied-2l"])
+def test_state_reordered_on_its_batch_axis_follows_the_rows(variant):
+    """What beam search does: gather the state by row, then keep decoding."""
+    model, config = tiny_model(variant), tiny_config(variant)
+    inputs = sample_batch(config)
+    inputs["target_input_ids"][:, 3:] = 7  # no padding: every row decodes all steps
+    teacher_forced = model(inputs).numpy()
+    order = tf.constant([2, 0, 1])
+    state = model.encode(inputs["source_ids"])
+    for t in range(2):
+        _, state, _ = model.decode_step(tf.constant(inputs["target_input_ids"][:, t]), state)
+    state = tf.nest.map_structure(lambda tensor: tf.gather(tensor, order), state)
+    reordered_tokens = tf.gather(inputs["target_input_ids"][:, 2], order)
+    logits, _, _ = model.decode_step(reordered_tokens, state)
+    np.testing.assert_allclose(logits.numpy(), teacher_forced[order.numpy(), 2], atol=1e-5)
+
+
+# ---------------------------------------------------------------- attention
+
+
+def _check_distribution(weights: np.ndarray, allowed: np.ndarray) -> None:
+    """Weights sum to 1 over the last axis and are exactly 0 where `allowed` is False."""
+    np.testing.assert_allclose(weights.sum(axis=-1), 1.0, atol=1e-5)
+    assert np.all(weights[~np.broadcast_to(allowed, weights.shape)] == 0.0)
+
+
+@pytest.mark.parametrize("variant", ATTENTION_VARIANTS)
+def test_source_attention_sums_to_one_and_is_zero_on_padding(variant):
+    model, config = tiny_model(variant), tiny_config(variant)
+    inputs = sample_batch(config)
+    real_source = inputs["source_ids"] != 0  # (batch, source_len)
+    _, full = model.call_with_attention(inputs)
+    _, steps = decoded(variant)
+    if config.kind == "transformer":
+        _check_distribution(full["cross_attention"].numpy(), real_source[:, None, None, None, :])
+        _check_distribution(full["encoder_self_attention"].numpy(), real_source[:, None, None, None, :])
+        for step in steps:
+            _check_distribution(step["cross_attention"], real_source[:, None, None, :])
+    else:
+        _check_distribution(full["cross_attention"].numpy(), real_source[:, None, :])
+        for step in steps:
+            _check_distribution(step["cross_attention"], real_source)
+
+
+@pytest.mark.parametrize("variant", ["transformer", "transformer-lm"])
+def test_self_attention_covers_the_prefix_only(variant):
+    model, config = tiny_model(variant), tiny_config(variant)
+    inputs = sample_batch(config)
+    _, full = model.call_with_attention(inputs)
+    target_len = inputs["target_input_ids"].shape[1]
+    causal = np.tril(np.ones((target_len, target_len), bool))
+    _check_distribution(full["self_attention"].numpy(), causal)
+    _, steps = decoded(variant)
+    for t, step in enumerate(steps):
+        prefix = np.arange(config.max_target_length) <= t
+        _check_distribution(step["self_attention"], prefix)
+
+
+# ---------------------------------------------------------------- training
+
+
+def reversal_task(decoder_only: bool) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """16 pairs: digit sequences (ids 4-13) and their reversal. A language model reads
+    "<s> source 14 target" and is scored on the target only (prompt labels are padding)."""
+    rng = np.random.default_rng(3)
+    sources = [list(rng.integers(4, 14, rng.integers(3, 6))) for _ in range(16)]
+    targets = [s[::-1] for s in sources]
+    if decoder_only:
+        sequences = [s + [14] + t for s, t in zip(sources, targets)]
+        width = max(map(len, sequences)) + 1
+        inputs = np.zeros((16, width), "int32")
+        labels = np.zeros((16, width), "int32")
+        for i, (s, sequence) in enumerate(zip(sources, sequences)):
+            inputs[i, :len(sequence) + 1] = [BOS] + sequence
+            labels[i, len(s) + 1:len(sequence) + 1] = (sequence + [EOS])[len(s) + 1:]
+        return {"source_ids": np.zeros((16, 0), "int32"), "target_input_ids": inputs}, labels
+    width = max(map(len, sources))
+    source = np.zeros((16, width), "int32")
+    target_input = np.zeros((16, width + 1), "int32")
+    labels = np.zeros((16, width + 1), "int32")
+    for i, (s, t) in enumerate(zip(sources, targets)):
+        source[i, :len(s)] = s
+        target_input[i, :len(t) + 1] = [BOS] + t
+        labels[i, :len(t) + 1] = t + [EOS]
+    return {"source_ids": source, "target_input_ids": target_input}, labels
+
+
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_each_family_overfits_sixteen_pairs_in_seconds(kind):
+    keras.utils.set_random_seed(0)
+    config = ModelConfig(kind=kind, source_vocab_size=16, target_vocab_size=16, embedding_dim=32,
+                         hidden_units=64, num_layers=1, dropout=0.0, num_heads=2, model_dim=32,
+                         feed_forward_dim=64, max_source_length=8, max_target_length=16)
+    model = build_model(config)
+    inputs, labels = reversal_task(config.is_decoder_only)
+    dataset = tf.data.Dataset.from_tensors((inputs, labels)).repeat()
+    compile_for_training(model, metrics=[MaskedTokenAccuracy(), MaskedPerplexity()])
+    started = time.perf_counter()
+    history = model.fit(dataset, steps_per_epoch=100, epochs=2, verbose=0, shuffle=False)
+    elapsed = time.perf_counter() - started
+    logits = model(inputs)
+    loss = float(masked_cross_entropy(labels, logits))
+    accuracy = MaskedTokenAccuracy()
+    accuracy.update_state(labels, logits)
+    assert loss < 0.05 or float(accuracy.result()) == 1.0, (loss, float(accuracy.result()))
+    assert history.history["perplexity"][-1] < 1.2
+    assert elapsed < 60, elapsed
+
+
+@pytest.mark.parametrize("variant", ["bahdanau", "transformer"])
+def test_training_with_dropout_and_label_smoothing_runs(variant):
+    """Dropout inside Bahdanau's tf.scan (between two layers) and in every Transformer sublayer."""
+    model = build_model(tiny_config(variant, dropout=0.3, num_layers=2))
+    inputs = sample_batch(model.config)
+    labels = np.roll(inputs["target_input_ids"], -1, axis=1)
+    compile_for_training(model, loss=MaskedCrossEntropy(label_smoothing=0.1))
+    history = model.fit(inputs, labels, batch_size=3, epochs=2, verbose=0, shuffle=False)
+    assert np.all(np.isfinite(history.history["loss"]))
+    # Dropout is off outside training: two inference calls agree.
+    np.testing.assert_array_equal(model(inputs).numpy(), model(inputs).numpy())
+
+
+# ---------------------------------------------------------------- losses and metrics
+
+
+def test_masked_loss_and_accuracy_ignore_padding():
+    rng = np.random.default_rng(0)
+    labels = np.array([[5, 6, 3, 0], [4, 3, 0, 0]], "int32")
+    logits = rng.normal(size=(2, 4, 7)).astype("float32")
+    loss = float(masked_cross_entropy(labels, logits))
+
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    real = labels != 0
+    expected = -np.mean(np.take_along_axis(log_probs, labels[..., None], -1)[..., 0][real])
+    assert loss == pytest.approx(expected, abs=1e-5)
+
+    changed = logits.copy()
+    changed[~real] = rng.normal(size=(int((~real).sum()), 7)) * 100
+    assert float(masked_cross_entropy(labels, changed)) == pytest.approx(loss, abs=1e-6)
+    assert float(masked_cross_entropy(labels, logits, label_smoothing=0.1)) != pytest.approx(loss)
+    assert float(MaskedCrossEntropy(0.1)(labels, logits)) == pytest.approx(
+        float(masked_cross_entropy(labels, logits, 0.1)), abs=1e-6)
+
+    # Right on every real token, wrong on every padding position: accuracy 1.
+    perfect = np.full((2, 4, 7), -5.0, "float32")
+    np.put_along_axis(perfect, labels[..., None], 5.0, axis=-1)
+    perfect[~real] = 0.0
+    perfect[~real, 1] = 9.0
+    accuracy = MaskedTokenAccuracy()
+    accuracy.update_state(labels, perfect)
+    assert float(accuracy.result()) == 1.0
+
+    perplexity = MaskedPerplexity()
+    perplexity.update_state(labels, logits)
+    assert float(perplexity.result()) == pytest.approx(np.exp(loss), rel=1e-5)
+
+
+# ---------------------------------------------------------------- persistence
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_save_and_load_give_identical_outputs(variant, tmp_path):
+    model, config = tiny_model(variant), tiny_config(variant)
+    inputs = sample_batch(config)
+    save_model(model, tmp_path / "run")
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.json", "model.weights.h5"]
+    loaded = load_model_dir(tmp_path / "run")
+    assert loaded.config == config and type(loaded) is type(model)
+    np.testing.assert_array_equal(loaded(inputs).numpy(), model(inputs).numpy())
+
+
+def test_loading_a_folder_without_a_model_says_so(tmp_path):
+    with pytest.raises(StoreError, match="config.json"):
+        load_model_dir(tmp_path)
+
+
+# ---------------------------------------------------------------- size and config
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_parameter_count_matches_the_built_model(variant):
+    assert parameter_count(tiny_config(variant)) == tiny_model(variant).count_params()
+
+
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_flops_per_token_are_positive_and_grow_with_width(kind):
+    narrow = preset_config(kind, "small", 1000, 1000)
+    wide = narrow.with_overrides({"hidden_units": 2 * narrow.hidden_units,
+                                  "embedding_dim": 2 * narrow.embedding_dim,
+                                  "model_dim": 2 * narrow.model_dim})
+    assert 0 < flops_per_token(narrow) < flops_per_token(wide)
+    # At least the output projection, counted twice (multiply and add).
+    assert flops_per_token(narrow) >= 2 * 1000 * min(narrow.hidden_units, narrow.model_dim)
+
+
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_every_preset_is_a_valid_config(kind):
+    counts = [parameter_count(preset_config(kind, preset, 8000, 8000)) for preset in PRESET_NAMES]
+    assert counts == sorted(counts) and counts[0] > 0
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("kind", "rnn", "kind must be one of gru, lstm"),
+    ("hidden_units", 0, "hidden_units must be between 1 and"),
+    ("dropout", 0.95, "dropout must be between 0.0 and 0.9"),
+    ("num_layers", 2.5, "num_layers must be an integer"),
+    ("target_vocab_size", 3, "target_vocab_size must be between 4 and"),
+    ("positional", "rotary", "positional must be one of sinusoidal, learned"),
+    ("rnn_cell", "rnn", "rnn_cell must be one of gru, lstm"),
+    ("bidirectional", "yes", "bidirectional must be true or false"),
+])
+def test_bad_config_values_are_refused_with_the_valid_range(field, value, message):
+    with pytest.raises(ConfigError, match=message):
+        ModelConfig(**{field: value})
+
+
+def test_config_cross_checks_and_round_trip():
+    with pytest.raises(ConfigError, match="multiple of num_heads"):
+        ModelConfig(kind="transformer", model_dim=30, num_heads=4)
+    with pytest.raises(ConfigError, match="source_vocab_size"):
+        ModelConfig(kind="luong", source_vocab_size=0)
+    assert ModelConfig(kind="lstm-lm", source_vocab_size=0).is_decoder_only
+    config = tiny_config("transformer-postnorm-learned-tied-2l")
+    assert ModelConfig.from_json(config.to_json()) == config
+    assert config.with_overrides({"num_layers": "3"}, from_text=True).num_layers == 3

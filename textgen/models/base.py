@@ -1,0 +1,109 @@
+"""The one interface every model family implements.
+
+    call(inputs, training=False) -> logits                         teacher forcing, used by `fit`
+    call_with_attention(inputs, training=False) -> (logits, attention)   the same, plus attention
+    encode(source_ids) -> state
+    decode_step(token_ids, state) -> (logits, new_state, attention)
+
+Token ids: <pad>=0, <unk>=1, <s>=2, </s>=3. Padding is 0 everywhere and every mask is built from
+the ids (`ids != 0`) and passed explicitly; nothing relies on Keras implicit masking.
+
+Teacher forcing
+    inputs = {"source_ids": int32 (batch, source_len), "target_input_ids": int32 (batch, target_len)}
+    logits: float32 (batch, target_len, target_vocab_size), no softmax.
+    target_input = [<s>] + target, labels = target + [</s>], both padded with 0 at the end.
+    Decoder-only models receive source_ids of shape (batch, 0) and ignore it.
+
+Step by step
+    token_ids: int32 (batch,), the previous token (<s> at step 0).
+    logits: float32 (batch, target_vocab_size).
+    `decode_step` is a pure function of its inputs (it never changes `state` or the model), runs
+    inside `tf.function` with fixed shapes, and computes exactly what `call` computes at that
+    position (tests check 1e-5). State is a dict of tensors, each with the batch on axis 0, so a
+    beam search reorders any model's state with
+        tf.nest.map_structure(lambda t: tf.gather(t, beam_indices), state)
+
+Attention returned by decode_step (a dict; the keys a family has are always present)
+
+    family                     key                shape
+    gru, lstm, lstm-lm         (none: {})
+    bahdanau, luong            "cross_attention"  (batch, source_len)
+    transformer                "cross_attention"  (batch, num_layers, num_heads, source_len)
+                               "self_attention"   (batch, num_layers, num_heads, max_target_length)
+    transformer-lm             "self_attention"   (batch, num_layers, num_heads, max_target_length)
+
+    Attention over the source sums to 1 and is exactly 0 on padding. Self attention covers the
+    prefix (positions 0..step) and is exactly 0 beyond the current step.
+
+Attention returned by call_with_attention (the same keys, for a whole teacher-forced sequence)
+
+    bahdanau, luong            "cross_attention"          (batch, target_len, source_len)
+    transformer                "cross_attention"          (batch, num_layers, num_heads, target_len, source_len)
+                               "self_attention"           (batch, num_layers, num_heads, target_len, target_len)
+                               "encoder_self_attention"   (batch, num_layers, num_heads, source_len, source_len)
+    transformer-lm             "self_attention"           (batch, num_layers, num_heads, target_len, target_len)
+
+State layout per family (all float32 unless noted)
+
+    gru / lstm-lm / lstm   "hidden" (batch, num_layers, hidden_units) [+ "cell" for LSTM cells]
+    bahdanau / luong       the above + "memory" (batch, source_len, hidden_units): encoder outputs,
+                           "memory_keys" (batch, source_len, hidden_units): their projection for
+                           the score, "source_mask" bool (batch, source_len)
+    transformer            "cross_keys", "cross_values" (batch, num_layers, num_heads, source_len,
+                           head_dim): encoder memory projected once per layer; "source_mask" bool
+                           (batch, source_len); "self_keys", "self_values" (batch, num_layers,
+                           num_heads, max_target_length, head_dim): the KV cache, preallocated;
+                           "step" int32 (batch,): the position the next token is written to
+    transformer-lm         "self_keys", "self_values", "step" as above
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from textgen.models.config import ModelConfig
+
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+
+State = dict[str, tf.Tensor]
+Attention = dict[str, tf.Tensor]
+
+
+def padding_mask(token_ids: tf.Tensor) -> tf.Tensor:
+    """True on real tokens, False on padding; same shape as the ids."""
+    return tf.not_equal(token_ids, PAD_ID)
+
+
+def dummy_inputs(config: ModelConfig, batch_size: int = 1, length: int = 2) -> dict[str, tf.Tensor]:
+    """A small batch of non-padding ids that builds every layer of a model."""
+    source_len = 0 if config.is_decoder_only else min(length, config.max_source_length)
+    target_len = min(length, config.max_target_length)
+    return {
+        "source_ids": tf.fill([batch_size, source_len], BOS_ID),
+        "target_input_ids": tf.fill([batch_size, target_len], BOS_ID),
+    }
+
+
+class Seq2SeqModel(keras.Model):
+    """Base class of every family: stores the config and defines the step interface."""
+
+    def __init__(self, config: ModelConfig, **kwargs: Any) -> None:
+        super().__init__(name=kwargs.pop("name", config.kind.replace("-", "_")), **kwargs)
+        self.config = config
+
+    def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        logits, _ = self.call_with_attention(inputs, training=training)
+        return logits
+
+    def call_with_attention(self, inputs: dict[str, tf.Tensor],
+                            training: bool = False) -> tuple[tf.Tensor, Attention]:
+        raise NotImplementedError
+
+    def encode(self, source_ids: tf.Tensor) -> State:
+        raise NotImplementedError
+
+    def decode_step(self, token_ids: tf.Tensor, state: State) -> tuple[tf.Tensor, State, Attention]:
+        raise NotImplementedError

@@ -1,0 +1,181 @@
+"""Layers shared by several families: masked softmax, output projection, positions, attention.
+
+Every layer here builds its weights from sizes known at construction (`build` ignores the input
+shape), so a model can call any of their methods (`attend`, `project_keys_values`) before or
+without going through `__call__`, including inside `tf.function` and `tf.scan` loops.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+# Added to the scores of masked positions: exp(-1e9 - max) is exactly 0.0 in float32, so masked
+# positions get exactly zero weight (a true -inf would give NaN on a fully masked row).
+_MASKED_SCORE = -1e9
+
+
+def masked_softmax(scores: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """softmax over the last axis where `mask` is True; exactly 0 where it is False.
+
+    `mask` is bool and broadcasts against `scores`. A row with no True entry (an empty source)
+    gets all-zero weights rather than a uniform spread over padding.
+    """
+    scores = tf.where(mask, scores, _MASKED_SCORE)
+    weights = tf.nn.softmax(scores, axis=-1)
+    return weights * tf.cast(mask, weights.dtype)
+
+
+class OutputProjection(keras.layers.Layer):
+    """From decoder features to vocabulary logits.
+
+    Untied:  logits = f W + b                     W: (input_dim, vocab_size)
+    Tied:    logits = (f P) Eᵀ + b                E: the target embedding matrix (vocab_size, embedding_dim)
+             P: (input_dim, embedding_dim) only when the two widths differ (Press & Wolf 2017).
+    With tied embeddings the caller passes E to `call` so the matrix has one owner.
+    """
+
+    def __init__(self, vocab_size: int, input_dim: int, tied_embedding_dim: int | None = None,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+        self.input_dim = input_dim
+        self.tied = tied_embedding_dim is not None
+        if not self.tied:
+            self.dense = keras.layers.Dense(vocab_size, name="logits")
+        elif tied_embedding_dim != input_dim:
+            self.down_projection = keras.layers.Dense(tied_embedding_dim, use_bias=False,
+                                                      name="to_embedding")
+        else:
+            self.down_projection = None
+
+    def build(self, input_shape=None) -> None:
+        if not self.tied:
+            self.dense.build((None, self.input_dim))
+            return
+        if self.down_projection is not None:
+            self.down_projection.build((None, self.input_dim))
+        self.bias = self.add_weight(shape=(self.vocab_size,), initializer="zeros", name="bias")
+
+    def call(self, features: tf.Tensor, embedding_matrix: tf.Tensor | None = None) -> tf.Tensor:
+        if not self.tied:
+            return self.dense(features)
+        if self.down_projection is not None:
+            features = self.down_projection(features)
+        return tf.matmul(features, embedding_matrix, transpose_b=True) + self.bias
+
+
+def sinusoidal_table(max_length: int, dim: int) -> np.ndarray:
+    """PE[pos, 2i] = sin(pos / 10000^(2i/dim)), PE[pos, 2i+1] = cos(pos / 10000^(2i/dim))."""
+    positions = np.arange(max_length, dtype=np.float64)[:, None]  # (max_length, 1)
+    pair_index = (np.arange(dim) // 2).astype(np.float64)[None, :]  # (1, dim): i for 2i and 2i+1
+    angles = positions / np.power(10000.0, 2.0 * pair_index / dim)  # (max_length, dim)
+    table = np.where(np.arange(dim) % 2 == 0, np.sin(angles), np.cos(angles))
+    return table.astype(np.float32)
+
+
+class PositionEmbedding(keras.layers.Layer):
+    """Position vectors: a fixed sinusoidal table or a learned one, looked up by position."""
+
+    def __init__(self, max_length: int, dim: int, kind: str = "sinusoidal", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.max_length = max_length
+        self.dim = dim
+        self.kind = kind
+        # The fixed table is a constant, not a weight: it is neither trained nor saved.
+        self.table = sinusoidal_table(max_length, dim) if kind == "sinusoidal" else None
+
+    def build(self, input_shape=None) -> None:
+        if self.kind == "learned":
+            self.table = self.add_weight(shape=(self.max_length, self.dim), name="table",
+                                         initializer=keras.initializers.RandomNormal(stddev=0.02))
+
+    def call(self, positions: tf.Tensor) -> tf.Tensor:
+        """positions: int (...,) -> (..., dim). Positions must be below max_length."""
+        return tf.gather(tf.convert_to_tensor(self.table), positions)
+
+
+class MultiHeadAttention(keras.layers.Layer):
+    """Scaled dot-product attention in several heads.
+
+        Q = x W_Q,  K = m W_K,  V = m W_V                  (each split into num_heads heads)
+        head = softmax(Q Kᵀ / √head_dim + mask) V
+        output = concat(head_1, ..., head_h) W_O
+
+    Written out (not keras.layers.MultiHeadAttention) so keys and values can be projected once and
+    cached (`project_keys_values` + `attend`) and the weights come back as a return value.
+    """
+
+    def __init__(self, model_dim: int, num_heads: int, dropout: float = 0.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.model_dim = model_dim
+        self.num_heads = num_heads
+        self.head_dim = model_dim // num_heads
+        self.query_projection = keras.layers.Dense(model_dim, name="query")
+        self.key_projection = keras.layers.Dense(model_dim, name="key")
+        self.value_projection = keras.layers.Dense(model_dim, name="value")
+        self.output_projection = keras.layers.Dense(model_dim, name="output")
+        self.weights_dropout = keras.layers.Dropout(dropout)
+
+    def build(self, input_shape=None) -> None:
+        for projection in (self.query_projection, self.key_projection, self.value_projection,
+                           self.output_projection):
+            projection.build((None, self.model_dim))
+
+    def split_heads(self, x: tf.Tensor) -> tf.Tensor:
+        batch_size, length = tf.shape(x)[0], tf.shape(x)[1]
+        x = tf.reshape(x, [batch_size, length, self.num_heads, self.head_dim])  # (batch, len, heads, head_dim)
+        return tf.transpose(x, [0, 2, 1, 3])  # (batch, heads, len, head_dim)
+
+    def merge_heads(self, x: tf.Tensor) -> tf.Tensor:
+        batch_size, length = tf.shape(x)[0], tf.shape(x)[2]
+        x = tf.transpose(x, [0, 2, 1, 3])  # (batch, len, heads, head_dim)
+        return tf.reshape(x, [batch_size, length, self.model_dim])  # (batch, len, model_dim)
+
+    def project_keys_values(self, memory: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """memory (batch, memory_len, model_dim) -> keys, values (batch, heads, memory_len, head_dim)."""
+        return (self.split_heads(self.key_projection(memory)),
+                self.split_heads(self.value_projection(memory)))
+
+    def attend(self, query_input: tf.Tensor, keys: tf.Tensor, values: tf.Tensor,
+               attention_mask: tf.Tensor, training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
+        """query_input (batch, query_len, model_dim), keys/values (batch, heads, key_len, head_dim),
+        attention_mask bool broadcastable to (batch, heads, query_len, key_len).
+
+        Returns output (batch, query_len, model_dim) and weights (batch, heads, query_len, key_len).
+        """
+        queries = self.split_heads(self.query_projection(query_input))  # (batch, heads, query_len, head_dim)
+        attention_scores = tf.matmul(queries, keys, transpose_b=True)  # (batch, heads, query_len, key_len)
+        attention_scores = attention_scores / math.sqrt(self.head_dim)
+        attention_weights = masked_softmax(attention_scores, attention_mask)
+        dropped = self.weights_dropout(attention_weights, training=training)
+        context = tf.matmul(dropped, values)  # (batch, heads, query_len, head_dim)
+        return self.output_projection(self.merge_heads(context)), attention_weights
+
+    def call(self, query_input: tf.Tensor, memory: tf.Tensor, attention_mask: tf.Tensor,
+             training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
+        keys, values = self.project_keys_values(memory)
+        return self.attend(query_input, keys, values, attention_mask, training=training)
+
+
+class FeedForward(keras.layers.Layer):
+    """Position-wise feed-forward network: FFN(x) = max(0, x W_1 + b_1) W_2 + b_2."""
+
+    def __init__(self, model_dim: int, feed_forward_dim: int, dropout: float = 0.0,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.model_dim = model_dim
+        self.feed_forward_dim = feed_forward_dim
+        self.hidden = keras.layers.Dense(feed_forward_dim, activation="relu", name="hidden")
+        self.hidden_dropout = keras.layers.Dropout(dropout)
+        self.output_layer = keras.layers.Dense(model_dim, name="output")
+
+    def build(self, input_shape=None) -> None:
+        self.hidden.build((None, self.model_dim))
+        self.output_layer.build((None, self.feed_forward_dim))
+
+    def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+        return self.output_layer(self.hidden_dropout(self.hidden(x), training=training))

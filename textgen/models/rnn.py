@@ -1,0 +1,60 @@
+"""`gru` and `lstm`: encoder-decoder without attention (Sutskever et al. 2014, Cho et al. 2014).
+
+The encoder reads the source; its final state (one per layer) is the context vector C the decoder
+starts from. The decoder is a language model over the target conditioned only through C:
+
+    s_0 = C,   s_t = RNN(E y_{t-1}, s_{t-1}),   p(y_t | y_<t, x) = softmax(W s_t + b)
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from textgen.models.base import Attention, Seq2SeqModel, State
+from textgen.models.config import ModelConfig
+from textgen.models.layers import OutputProjection
+from textgen.models.recurrent import RecurrentEncoder, RecurrentStack
+
+
+class RNNSeq2Seq(Seq2SeqModel):
+    """Plain encoder-decoder; the cell is the config's kind ("gru" or "lstm"). Attention: {}."""
+
+    def __init__(self, config: ModelConfig, **kwargs) -> None:
+        super().__init__(config, **kwargs)
+        c = config
+        self.encoder = RecurrentEncoder(c.cell, c.source_vocab_size, c.embedding_dim,
+                                        c.hidden_units, c.num_layers, c.bidirectional, c.dropout,
+                                        name="encoder")
+        self.target_embedding = keras.layers.Embedding(c.target_vocab_size, c.embedding_dim,
+                                                       name="target_embedding")
+        self.decoder = RecurrentStack(c.cell, c.embedding_dim, c.hidden_units, c.num_layers,
+                                      c.dropout, name="decoder")
+        self.dropout = keras.layers.Dropout(c.dropout)
+        self.output_projection = OutputProjection(
+            c.target_vocab_size, c.hidden_units,
+            c.embedding_dim if c.tie_embeddings else None, name="output_projection")
+
+    def build(self, input_shape=None) -> None:
+        self.encoder.build()
+        self.target_embedding.build((None, None))
+        self.decoder.build()
+        self.output_projection.build()
+
+    def _logits(self, features: tf.Tensor) -> tf.Tensor:
+        tied = self.target_embedding.embeddings if self.config.tie_embeddings else None
+        return self.output_projection(features, tied)
+
+    def call_with_attention(self, inputs, training=False):
+        _, _, context_state = self.encoder(inputs["source_ids"], training=training)
+        embedded = self.dropout(self.target_embedding(inputs["target_input_ids"]), training=training)
+        outputs, _ = self.decoder(embedded, context_state, training=training)  # (batch, target_len, hidden)
+        return self._logits(self.dropout(outputs, training=training)), {}
+
+    def encode(self, source_ids: tf.Tensor) -> State:
+        _, _, context_state = self.encoder(source_ids, training=False)
+        return context_state
+
+    def decode_step(self, token_ids: tf.Tensor, state: State) -> tuple[tf.Tensor, State, Attention]:
+        output, new_state = self.decoder.step(self.target_embedding(token_ids), state)
+        return self._logits(output), new_state, {}

@@ -1,0 +1,331 @@
+"""`transformer`: the encoder-decoder Transformer (Vaswani et al. 2017), pre- or post-norm.
+
+    x_0 = E[y] √model_dim + P[position]                      (P sinusoidal or learned)
+    encoder layer:  x = x + SelfAttention(x);  x = x + FFN(x)
+    decoder layer:  x = x + CausalSelfAttention(x);  x = x + CrossAttention(x, memory);  x = x + FFN(x)
+    each "x = x + F(x)" is, with dropout D and layer normalisation LN,
+        pre-norm (norm_first):  x + D(F(LN(x)))      and a final LN after the last layer
+        post-norm (original):   LN(x + D(F(x)))
+
+Masks come from the ids: source padding is masked in encoder self attention and in cross
+attention; decoder self attention is causal (padding at the end of the target can only be seen
+by later padding, so real positions never see it).
+
+Key/value cache. `encode` projects the encoder memory into every decoder layer's cross-attention
+keys and values once, and preallocates the self-attention cache at max_target_length positions:
+"self_keys"/"self_values" (batch, num_layers, num_heads, max_target_length, head_dim) and a "step"
+(batch,) counter. `decode_step` projects only the new token, writes its key and value at `step`
+(a `tf.where` on a one-hot position: fixed shapes, so one `tf.function` trace serves every step)
+and attends over positions 0..step. A step therefore costs the new token's projections and FFN
+plus one pass over the cache, never a recomputation of the prefix; the price of fixed shapes is
+that the attention pass reads all max_target_length slots (masked beyond the step).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import keras
+import tensorflow as tf
+
+from textgen.models.base import Attention, Seq2SeqModel, State, padding_mask
+from textgen.models.config import ModelConfig
+from textgen.models.layers import FeedForward, MultiHeadAttention, OutputProjection, PositionEmbedding
+
+_LAYER_NORM_EPSILON = 1e-5
+
+
+def _layer_norm(name: str) -> keras.layers.LayerNormalization:
+    return keras.layers.LayerNormalization(epsilon=_LAYER_NORM_EPSILON, name=name)
+
+
+class _ResidualLayer(keras.layers.Layer):
+    """Shared by encoder and decoder layers: the pre-/post-norm residual connection."""
+
+    def __init__(self, model_dim: int, dropout: float, norm_first: bool, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.model_dim = model_dim
+        self.norm_first = norm_first
+        self.residual_dropout = keras.layers.Dropout(dropout)
+
+    def residual(self, x: tf.Tensor, norm: keras.layers.Layer, sublayer: Callable,
+                 training: bool) -> tuple[tf.Tensor, object]:
+        """sublayer(y) -> (output, extras). Pre-norm: x + D(F(LN(x))); post-norm: LN(x + D(F(x)))."""
+        if self.norm_first:
+            output, extras = sublayer(norm(x))
+            return x + self.residual_dropout(output, training=training), extras
+        output, extras = sublayer(x)
+        return norm(x + self.residual_dropout(output, training=training)), extras
+
+
+class TransformerEncoderLayer(_ResidualLayer):
+    """Self attention over the source, then a position-wise feed-forward network."""
+
+    def __init__(self, model_dim: int, num_heads: int, feed_forward_dim: int, dropout: float,
+                 norm_first: bool, **kwargs) -> None:
+        super().__init__(model_dim, dropout, norm_first, **kwargs)
+        self.self_attention = MultiHeadAttention(model_dim, num_heads, dropout, name="self_attention")
+        self.self_attention_norm = _layer_norm("self_attention_norm")
+        self.feed_forward = FeedForward(model_dim, feed_forward_dim, dropout, name="feed_forward")
+        self.feed_forward_norm = _layer_norm("feed_forward_norm")
+
+    def build(self, input_shape=None) -> None:
+        for layer in (self.self_attention, self.feed_forward):
+            layer.build()
+        for norm in (self.self_attention_norm, self.feed_forward_norm):
+            norm.build((None, self.model_dim))
+
+    def call(self, x: tf.Tensor, attention_mask: tf.Tensor,
+             training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
+        """x (batch, source_len, model_dim) -> same shape, weights (batch, heads, source_len, source_len)."""
+        x, weights = self.residual(
+            x, self.self_attention_norm,
+            lambda y: self.self_attention(y, y, attention_mask, training=training), training)
+        x, _ = self.residual(x, self.feed_forward_norm,
+                             lambda y: (self.feed_forward(y, training=training), None), training)
+        return x, weights
+
+
+class TransformerDecoderLayer(_ResidualLayer):
+    """Causal self attention, cross attention over the memory (seq2seq only), feed-forward."""
+
+    def __init__(self, model_dim: int, num_heads: int, feed_forward_dim: int, dropout: float,
+                 norm_first: bool, cross_attention: bool = True, **kwargs) -> None:
+        super().__init__(model_dim, dropout, norm_first, **kwargs)
+        self.self_attention = MultiHeadAttention(model_dim, num_heads, dropout, name="self_attention")
+        self.self_attention_norm = _layer_norm("self_attention_norm")
+        self.has_cross_attention = cross_attention
+        if cross_attention:
+            self.cross_attention = MultiHeadAttention(model_dim, num_heads, dropout,
+                                                      name="cross_attention")
+            self.cross_attention_norm = _layer_norm("cross_attention_norm")
+        self.feed_forward = FeedForward(model_dim, feed_forward_dim, dropout, name="feed_forward")
+        self.feed_forward_norm = _layer_norm("feed_forward_norm")
+
+    def build(self, input_shape=None) -> None:
+        self.self_attention.build()
+        self.feed_forward.build()
+        norms = [self.self_attention_norm, self.feed_forward_norm]
+        if self.has_cross_attention:
+            self.cross_attention.build()
+            norms.append(self.cross_attention_norm)
+        for norm in norms:
+            norm.build((None, self.model_dim))
+
+    def _forward(self, x, self_attend: Callable, cross_attend: Callable, training: bool):
+        x, self_extras = self.residual(x, self.self_attention_norm, self_attend, training)
+        cross_weights = None
+        if self.has_cross_attention:
+            x, cross_weights = self.residual(x, self.cross_attention_norm, cross_attend, training)
+        x, _ = self.residual(x, self.feed_forward_norm,
+                             lambda y: (self.feed_forward(y, training=training), None), training)
+        return x, self_extras, cross_weights
+
+    def call(self, x: tf.Tensor, causal_mask: tf.Tensor, memory: tf.Tensor | None = None,
+             source_mask: tf.Tensor | None = None, training: bool = False):
+        """Teacher forcing. x (batch, target_len, model_dim) -> x, self weights (batch, heads,
+        target_len, target_len), cross weights (batch, heads, target_len, source_len) or None."""
+        return self._forward(
+            x,
+            lambda y: self.self_attention(y, y, causal_mask, training=training),
+            lambda y: self.cross_attention(y, memory, source_mask, training=training),
+            training)
+
+    def step(self, x: tf.Tensor, self_keys: tf.Tensor, self_values: tf.Tensor,
+             write_position: tf.Tensor, prefix_mask: tf.Tensor, cross_keys: tf.Tensor | None = None,
+             cross_values: tf.Tensor | None = None, source_mask: tf.Tensor | None = None):
+        """One position. x (batch, 1, model_dim); self_keys/values (batch, heads, max_len, head_dim);
+        write_position bool (batch, 1, max_len, 1); prefix_mask bool (batch, 1, 1, max_len).
+        Returns x, (self weights (batch, heads, 1, max_len), self_keys, self_values) with this
+        position written, and cross weights (batch, heads, 1, source_len) or None."""
+
+        def cached_self_attention(y):
+            new_keys, new_values = self.self_attention.project_keys_values(y)  # (batch, heads, 1, head_dim)
+            keys = tf.where(write_position, new_keys, self_keys)  # (batch, heads, max_len, head_dim)
+            values = tf.where(write_position, new_values, self_values)
+            output, weights = self.self_attention.attend(y, keys, values, prefix_mask)
+            return output, (weights, keys, values)
+
+        return self._forward(
+            x, cached_self_attention,
+            lambda y: self.cross_attention.attend(y, cross_keys, cross_values, source_mask),
+            training=False)
+
+
+class TransformerEncoder(keras.layers.Layer):
+    """Source embedding + positions + encoder layers (+ final LayerNorm when pre-norm)."""
+
+    def __init__(self, config: ModelConfig, **kwargs) -> None:
+        super().__init__(**kwargs)
+        c = config
+        self.model_dim = c.model_dim
+        self.embedding = keras.layers.Embedding(c.source_vocab_size, c.model_dim, name="embedding")
+        self.positions = PositionEmbedding(c.max_source_length, c.model_dim, c.positional,
+                                           name="positions")
+        self.embedding_dropout = keras.layers.Dropout(c.dropout)
+        self.encoder_layers = [
+            TransformerEncoderLayer(c.model_dim, c.num_heads, c.feed_forward_dim, c.dropout,
+                                    c.norm_first, name=f"layer_{i}")
+            for i in range(c.num_layers)
+        ]
+        self.final_norm = _layer_norm("final_norm") if c.norm_first else None
+
+    def build(self, input_shape=None) -> None:
+        self.embedding.build((None, None))
+        self.positions.build()
+        for layer in self.encoder_layers:
+            layer.build()
+        if self.final_norm is not None:
+            self.final_norm.build((None, self.model_dim))
+
+    def call(self, source_ids: tf.Tensor, training: bool = False):
+        """source_ids (batch, source_len) -> memory (batch, source_len, model_dim), source_mask
+        bool (batch, source_len), self attention (batch, num_layers, heads, source_len, source_len)."""
+        source_mask = padding_mask(source_ids)
+        positions = tf.range(tf.shape(source_ids)[1])[None, :]  # (1, source_len)
+        x = self.embedding(source_ids) * math.sqrt(self.model_dim) + self.positions(positions)
+        x = self.embedding_dropout(x, training=training)
+        key_mask = source_mask[:, None, None, :]  # (batch, 1, 1, source_len)
+        all_weights = []
+        for layer in self.encoder_layers:
+            x, weights = layer(x, key_mask, training=training)
+            all_weights.append(weights)
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        return x, source_mask, tf.stack(all_weights, axis=1)
+
+
+class TransformerDecoder(keras.layers.Layer):
+    """Target embedding + positions + decoder layers + output projection; with or without cross
+    attention (`transformer` / `transformer-lm`). Teacher forcing in `call`, one cached step in `step`."""
+
+    def __init__(self, config: ModelConfig, cross_attention: bool = True, **kwargs) -> None:
+        super().__init__(**kwargs)
+        c = config
+        self.model_dim = c.model_dim
+        self.num_heads = c.num_heads
+        self.head_dim = c.model_dim // c.num_heads
+        self.num_layers = c.num_layers
+        self.max_length = c.max_target_length
+        self.tie_embeddings = c.tie_embeddings
+        self.has_cross_attention = cross_attention
+        self.embedding = keras.layers.Embedding(c.target_vocab_size, c.model_dim, name="embedding")
+        self.positions = PositionEmbedding(c.max_target_length, c.model_dim, c.positional,
+                                           name="positions")
+        self.embedding_dropout = keras.layers.Dropout(c.dropout)
+        self.decoder_layers = [
+            TransformerDecoderLayer(c.model_dim, c.num_heads, c.feed_forward_dim, c.dropout,
+                                    c.norm_first, cross_attention, name=f"layer_{i}")
+            for i in range(c.num_layers)
+        ]
+        self.final_norm = _layer_norm("final_norm") if c.norm_first else None
+        self.output_projection = OutputProjection(
+            c.target_vocab_size, c.model_dim, c.model_dim if c.tie_embeddings else None,
+            name="output_projection")
+
+    def build(self, input_shape=None) -> None:
+        self.embedding.build((None, None))
+        self.positions.build()
+        for layer in self.decoder_layers:
+            layer.build()
+        if self.final_norm is not None:
+            self.final_norm.build((None, self.model_dim))
+        self.output_projection.build()
+
+    def _embed(self, token_ids: tf.Tensor, positions: tf.Tensor) -> tf.Tensor:
+        return self.embedding(token_ids) * math.sqrt(self.model_dim) + self.positions(positions)
+
+    def _logits(self, x: tf.Tensor) -> tf.Tensor:
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        tied = self.embedding.embeddings if self.tie_embeddings else None
+        return self.output_projection(x, tied)
+
+    def call(self, target_ids: tf.Tensor, memory: tf.Tensor | None = None,
+             source_mask: tf.Tensor | None = None, training: bool = False):
+        """target_ids (batch, target_len) -> logits (batch, target_len, vocab), attention dict."""
+        target_len = tf.shape(target_ids)[1]
+        x = self._embed(target_ids, tf.range(target_len)[None, :])  # (batch, target_len, model_dim)
+        x = self.embedding_dropout(x, training=training)
+        causal = tf.linalg.band_part(tf.ones([target_len, target_len], tf.bool), -1, 0)
+        causal_mask = causal[None, None, :, :]  # (1, 1, target_len, target_len)
+        cross_mask = None if source_mask is None else source_mask[:, None, None, :]  # (batch, 1, 1, source_len)
+        self_weights, cross_weights = [], []
+        for layer in self.decoder_layers:
+            x, layer_self, layer_cross = layer(x, causal_mask, memory, cross_mask, training=training)
+            self_weights.append(layer_self)
+            cross_weights.append(layer_cross)
+        attention = {"self_attention": tf.stack(self_weights, axis=1)}  # (batch, layers, heads, T, T)
+        if self.has_cross_attention:
+            attention["cross_attention"] = tf.stack(cross_weights, axis=1)  # (batch, layers, heads, T, S)
+        return self._logits(x), attention
+
+    def initial_cache(self, batch_size: tf.Tensor) -> State:
+        """Empty self-attention cache for `batch_size` sequences, step 0."""
+        zeros = tf.zeros([batch_size, self.num_layers, self.num_heads, self.max_length,
+                          self.head_dim])  # (batch, layers, heads, max_target_length, head_dim)
+        return {"self_keys": zeros, "self_values": zeros,
+                "step": tf.zeros([batch_size], tf.int32)}
+
+    def project_memory(self, memory: tf.Tensor) -> State:
+        """Every layer's cross-attention keys and values, computed once per source."""
+        keys, values = zip(*(layer.cross_attention.project_keys_values(memory)
+                             for layer in self.decoder_layers))
+        return {"cross_keys": tf.stack(keys, axis=1),  # (batch, layers, heads, source_len, head_dim)
+                "cross_values": tf.stack(values, axis=1)}
+
+    def step(self, token_ids: tf.Tensor, state: State) -> tuple[tf.Tensor, State, Attention]:
+        """token_ids (batch,) at position state["step"] -> logits (batch, vocab), new state, attention."""
+        step = state["step"]  # (batch,)
+        x = self._embed(token_ids[:, None], step[:, None])  # (batch, 1, model_dim)
+        slots = tf.range(self.max_length)[None, :]  # (1, max_len)
+        write_position = tf.equal(slots, step[:, None])[:, None, :, None]  # (batch, 1, max_len, 1)
+        prefix_mask = tf.less_equal(slots, step[:, None])[:, None, None, :]  # (batch, 1, 1, max_len)
+        source_mask = state.get("source_mask")
+        cross_mask = None if source_mask is None else source_mask[:, None, None, :]  # (batch, 1, 1, source_len)
+        keys, values, self_weights, cross_weights = [], [], [], []
+        for i, layer in enumerate(self.decoder_layers):
+            cross = ((state["cross_keys"][:, i], state["cross_values"][:, i])
+                     if self.has_cross_attention else (None, None))
+            x, (layer_self, layer_keys, layer_values), layer_cross = layer.step(
+                x, state["self_keys"][:, i], state["self_values"][:, i], write_position,
+                prefix_mask, *cross, cross_mask)
+            keys.append(layer_keys)
+            values.append(layer_values)
+            self_weights.append(layer_self[:, :, 0])  # (batch, heads, max_len)
+            if self.has_cross_attention:
+                cross_weights.append(layer_cross[:, :, 0])  # (batch, heads, source_len)
+        new_state = {**state, "self_keys": tf.stack(keys, axis=1), "self_values": tf.stack(values, axis=1),
+                     "step": step + 1}
+        attention = {"self_attention": tf.stack(self_weights, axis=1)}  # (batch, layers, heads, max_len)
+        if self.has_cross_attention:
+            attention["cross_attention"] = tf.stack(cross_weights, axis=1)  # (batch, layers, heads, source_len)
+        return self._logits(x)[:, 0], new_state, attention
+
+
+class TransformerSeq2Seq(Seq2SeqModel):
+    """Encoder-decoder Transformer. Attention: "cross_attention", "self_attention" (see base.py)."""
+
+    def __init__(self, config: ModelConfig, **kwargs) -> None:
+        super().__init__(config, **kwargs)
+        self.encoder = TransformerEncoder(config, name="encoder")
+        self.decoder = TransformerDecoder(config, cross_attention=True, name="decoder")
+
+    def build(self, input_shape=None) -> None:
+        self.encoder.build()
+        self.decoder.build()
+
+    def call_with_attention(self, inputs, training=False):
+        memory, source_mask, encoder_weights = self.encoder(inputs["source_ids"], training=training)
+        logits, attention = self.decoder(inputs["target_input_ids"], memory, source_mask,
+                                         training=training)
+        return logits, {**attention, "encoder_self_attention": encoder_weights}
+
+    def encode(self, source_ids: tf.Tensor) -> State:
+        memory, source_mask, _ = self.encoder(source_ids, training=False)
+        return {**self.decoder.project_memory(memory), "source_mask": source_mask,
+                **self.decoder.initial_cache(tf.shape(source_ids)[0])}
+
+    def decode_step(self, token_ids: tf.Tensor, state: State) -> tuple[tf.Tensor, State, Attention]:
+        return self.decoder.step(token_ids, state)
