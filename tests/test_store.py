@@ -148,3 +148,22 @@ def test_two_writers_and_a_reader_never_see_database_is_locked(home: Path) -> No
         rows = store.get_metrics([run_id])
     assert len(rows) == 2 * count * 2
     assert reads.get(timeout=5) > 0
+
+
+def test_an_older_store_is_migrated_in_place_keeping_its_data(home: Path) -> None:
+    from textgen.store import MIGRATIONS
+
+    home.mkdir(parents=True)
+    connection = sqlite3.connect(home / "store.sqlite3")
+    connection.executescript(MIGRATIONS[0])
+    connection.execute(
+        "INSERT INTO runs (id, label, kind, config_json, status, created_at, updated_at)"
+        " VALUES ('r-0123456789ab', 'old', 'gru', '{}', 'finished', 1, 1)"
+    )
+    connection.execute("PRAGMA user_version = 1")
+    connection.commit()
+    connection.close()
+    with RunStore(home) as store:
+        assert store.schema_version == SCHEMA_VERSION > 1
+        run = store.get_run("r-0123456789ab")
+        assert run.label == "old" and run.stop_requested is False

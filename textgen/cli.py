@@ -176,21 +176,140 @@ def format_report(report: dict[str, Any], label: str = "") -> str:
     return "\n".join(lines)
 
 
+# -- training -------------------------------------------------------------------------------
+
+
+class _ProgressLine:
+    """One terminal line, rewritten in place, with the latest step, losses, speed and ETA."""
+
+    def __init__(self) -> None:
+        self.latest: dict[str, float] = {}
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, values: dict[str, float]) -> None:
+        self.latest.update(values)
+        v = self.latest
+        parts = [f"step {int(v.get('step', 0))}/{int(v.get('total_steps', 0))}", f"epoch {v.get('epoch', 0):.2f}"]
+        if "loss" in v:
+            parts.append(f"loss {v['loss']:.4f}")
+        if "valid_loss" in v:
+            parts.append(f"valid loss {v['valid_loss']:.4f}")
+        if "valid_bleu" in v:
+            parts.append(f"BLEU {v['valid_bleu']:.1f}")
+        if "tokens_per_second" in v:
+            parts.append(f"{v['tokens_per_second']:.0f} tok/s")
+        eta = v.get("eta_seconds")
+        if eta is not None and eta == eta:
+            parts.append(f"ETA {int(eta) // 60}m{int(eta) % 60:02d}s")
+        line = "  ".join(parts)
+        if self.tty:
+            print("\r" + line.ljust(100), end="", file=sys.stderr, flush=True)
+        elif "valid_loss" in values:  # not a terminal: one line per evaluation
+            print(line, file=sys.stderr, flush=True)
+
+
+def _run_summary(store, run) -> dict[str, Any]:
+    return {"run_id": run.id, "id": run.id, "label": run.label, "kind": run.kind, "status": run.status,
+            "pid": run.pid, "error": run.error, "corpus_id": run.corpus_id,
+            "metrics": store.latest_metrics(run.id)}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from textgen import jobs, training
+    from textgen.store import RunStore
+
+    settings = _parse_settings(args.set or [])
+    if args.epochs is not None:
+        settings["epochs"] = str(args.epochs)
+    if args.minutes is not None:
+        settings["minutes"] = str(args.minutes)
+    with RunStore() as store:
+        plan = training.plan_run(store, args.corpus, args.model, preset=args.preset, settings=settings,
+                                 label=args.label)
+        if not args.json:
+            print(f"{plan.label}: {plan.parameter_count:,} parameters, {plan.flops_per_token:,} FLOPs per "
+                  f"token, {plan.num_train_examples:,} training examples, {plan.steps_per_epoch} steps per epoch",
+                  file=sys.stderr)
+        run = jobs.submit(store, plan, background=args.background)
+        if args.background:
+            if args.json:
+                _print_json(_run_summary(store, run))
+            else:
+                print(f"started {run.id} in the background; follow it with: python -m textgen runs")
+            return 0
+        progress = None if args.json else _ProgressLine()
+        run = jobs.run_job(store, run.id, on_progress=progress)
+        if progress and progress.tty:
+            print(file=sys.stderr)
+        summary = _run_summary(store, run)
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"{run.id}: {run.status}" + (f" ({run.error})" if run.error else ""))
+    return 0 if run.status in ("finished", "stopped") else 1
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from textgen import jobs
+    from textgen.store import RunStore
+
+    with RunStore() as store:
+        run = jobs.run_job(store, args.run)
+    return 0 if run.status in ("finished", "stopped") else 1
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from textgen import jobs
+    from textgen.store import RunStore
+
+    with RunStore() as store:
+        jobs.reconcile(store)
+        run = jobs.request_stop(store, args.run)
+        if args.wait:
+            run = jobs.wait_until_inactive(store, args.run, args.wait)
+    print(f"{run.id}: {run.status}" + (" (stop requested)" if run.status in ("running", "queued") else ""))
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from textgen import jobs
+    from textgen.store import RunStore
+
+    with RunStore() as store:
+        run = jobs.resume(store, args.run, epochs=args.epochs, settings=_parse_settings(args.set or []),
+                          background=not args.foreground)
+        if args.foreground:
+            run = jobs.run_job(store, run.id)
+        summary = _run_summary(store, run)
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"{run.id}: {run.status}")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from textgen import jobs
+    from textgen.store import RunStore
+
+    with RunStore() as store:
+        jobs.delete(store, args.run)
+    print(f"deleted {args.run}")
+    return 0
+
+
 # -- runs -----------------------------------------------------------------------------------
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    from textgen import jobs
     from textgen.store import RunStore
     from textgen.text import visible
 
     with RunStore() as store:
+        jobs.reconcile(store)
         runs = store.list_runs()
-        rows = [
-            {"id": r.id, "label": r.label, "kind": r.kind, "status": r.status, "pid": r.pid,
-             "error": r.error, "corpus_id": r.corpus_id, "created_at": r.created_at,
-             "metrics": store.latest_metrics(r.id)}
-            for r in runs
-        ]
+        rows = [_run_summary(store, r) | {"created_at": r.created_at} for r in runs]
     if args.json:
         _print_json(rows)
         return 0
@@ -252,6 +371,43 @@ def build_parser() -> argparse.ArgumentParser:
     listing = corpus_commands.add_parser("list", help="registered corpora")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=cmd_corpus_list)
+
+    train = commands.add_parser("train", help="train a model (in the foreground, or --background as a job)")
+    train.add_argument("--corpus", required=True, help="a corpus file, sample:NAME, or a registered corpus id")
+    train.add_argument("--model", required=True, metavar="KIND",
+                       choices=["gru", "lstm", "bahdanau", "luong", "transformer", "transformer-lm", "lstm-lm"],
+                       help="gru, lstm, bahdanau, luong, transformer, transformer-lm, lstm-lm")
+    train.add_argument("--preset", default="small", choices=["tiny", "small", "base"], help="model size (default small)")
+    train.add_argument("--epochs", type=int, help="passes over the training split (default 10)")
+    train.add_argument("--minutes", type=float, help="time budget: stop cleanly after this many minutes")
+    train.add_argument("--label", help="a display name for the run")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="any tokenizer, model or training field by its own name "
+                            "(learning_rate=3e-4, batch_size=32, tokenizer=char, dropout=0.2, ...)")
+    train.add_argument("--background", action="store_true", help="start a job and return at once")
+    train.add_argument("--json", action="store_true", help="last line of stdout: a JSON object with run_id")
+    train.set_defaults(handler=cmd_train)
+
+    worker = commands.add_parser("worker")  # the job process; started by `train --background`
+    worker.add_argument("run")
+    worker.set_defaults(handler=cmd_worker)
+
+    stop = commands.add_parser("stop", help="stop a run (it checkpoints, then ends as stopped)")
+    stop.add_argument("run")
+    stop.add_argument("--wait", type=float, default=0, metavar="SECONDS", help="wait for it to end")
+    stop.set_defaults(handler=cmd_stop)
+
+    resume = commands.add_parser("resume", help="continue a run from its last checkpoint")
+    resume.add_argument("run")
+    resume.add_argument("--epochs", type=int, help="this many more epochs")
+    resume.add_argument("--set", action="append", metavar="KEY=VALUE", help="training fields to change (learning_rate=...)")
+    resume.add_argument("--foreground", action="store_true", help="train here instead of as a background job")
+    resume.add_argument("--json", action="store_true")
+    resume.set_defaults(handler=cmd_resume)
+
+    delete = commands.add_parser("delete", help="delete a run (a running job is stopped first)")
+    delete.add_argument("run")
+    delete.set_defaults(handler=cmd_delete)
 
     runs = commands.add_parser("runs", help="every run with its status and latest metrics")
     runs.add_argument("--json", action="store_true")

@@ -240,10 +240,6 @@ class TrainConfig(ConfigMixin):
     eval_bleu_examples: int = 200
     # Fixed validation sources decoded at every evaluation and kept, to watch outputs evolve.
     num_probe_samples: int = 8
-    # Tokens longer than this are truncated (the count is reported).
-    max_source_length: int = 64
-    # Target tokens longer than this are truncated; also the decoding length cap.
-    max_target_length: int = 64
     # Training loss is written to the store at most this often (seconds).
     log_every_seconds: float = 1.0
     # Compile the training step with XLA (measured per family; batches are bucketed to few shapes).
@@ -271,8 +267,6 @@ class TrainConfig(ConfigMixin):
         check_range("eval_every_steps", self.eval_every_steps, 0, 10_000_000)
         check_range("eval_bleu_examples", self.eval_bleu_examples, 0, 100_000)
         check_range("num_probe_samples", self.num_probe_samples, 0, 100)
-        check_range("max_source_length", self.max_source_length, 1, 4096)
-        check_range("max_target_length", self.max_target_length, 1, 4096)
         check_range("log_every_seconds", self.log_every_seconds, 0.0, 3600)
         check_range("intra_op_threads", self.intra_op_threads, 0, 1024)
         check_choice("strategy", self.strategy, STRATEGIES)

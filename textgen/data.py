@@ -352,3 +352,27 @@ def lm_dataset(
     if repeat:
         ds = ds.repeat()
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def pad_batches_to_multiple(dataset: tf.data.Dataset, multiple: int) -> tf.data.Dataset:
+    """Pad each batch with all-padding examples until its size is a multiple of `multiple`.
+
+    Under a distribution strategy Keras splits a batch across replicas and, before training,
+    reduces the first batch across them, which fails unless every replica gets the same number of
+    rows. Padding rows are all 0 (labels too), so the masked loss and accuracy ignore them; a
+    replica that receives only padding rows contributes a zero loss for that step.
+    """
+    if multiple <= 1:
+        return dataset
+
+    def pad(inputs, labels):
+        size = tf.shape(labels)[0]
+        extra = (multiple - size % multiple) % multiple
+
+        def grow(tensor):
+            paddings = tf.concat([[[0, extra]], tf.zeros([tf.rank(tensor) - 1, 2], tf.int32)], axis=0)
+            return tf.pad(tensor, paddings)
+
+        return tf.nest.map_structure(grow, inputs), grow(labels)
+
+    return dataset.map(pad, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

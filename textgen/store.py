@@ -105,6 +105,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX evaluations_by_run ON evaluations(run_id);
     """,
+    # 2: a stop request the training process polls (set by `textgen stop`, the app, or delete).
+    """
+    ALTER TABLE runs ADD COLUMN stop_requested INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -156,6 +160,7 @@ class RunRecord:
     pid: int | None
     pid_started: str | None
     error: str | None
+    stop_requested: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -355,7 +360,8 @@ class RunStore:
 
     def update_run(self, run_id: str, **fields: Any) -> RunRecord:
         """Set some of: label, status, started_at, finished_at, pid, pid_started, error, config."""
-        allowed = {"label", "status", "started_at", "finished_at", "pid", "pid_started", "error", "config"}
+        allowed = {"label", "status", "started_at", "finished_at", "pid", "pid_started", "error",
+                   "config", "stop_requested"}
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"cannot update run field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -390,6 +396,23 @@ class RunStore:
                 (*fields.values(), run_id, *from_statuses),
             )
             return cursor.rowcount == 1
+
+    def claim_slot(self, run_id: str, limit: int, **fields: Any) -> bool:
+        """Mark a queued run "running" if fewer than `limit` runs are running and it is the oldest
+        queued run: the job queue, decided in one write transaction so two waiting jobs never
+        both take the last slot."""
+        now = time.time()
+        with self._write() as db:
+            running = db.execute("SELECT COUNT(*) FROM runs WHERE status = 'running'").fetchone()[0]
+            oldest = db.execute(
+                "SELECT id FROM runs WHERE status = 'queued' ORDER BY created_at, id LIMIT 1"
+            ).fetchone()
+            if running >= limit or oldest is None or oldest[0] != run_id:
+                return False
+            fields.update(status="running", started_at=now, updated_at=now)
+            assignments = ", ".join(f"{name} = ?" for name in fields)
+            db.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*fields.values(), run_id))
+            return True
 
     def delete_run(self, run_id: str) -> None:
         folder = self.run_dir(run_id)
@@ -512,4 +535,5 @@ def _corpus_record(row: sqlite3.Row) -> CorpusRecord:
 def _run_record(row: sqlite3.Row) -> RunRecord:
     data = dict(row)
     data["config"] = json.loads(data.pop("config_json"))
+    data["stop_requested"] = bool(data["stop_requested"])
     return RunRecord(**data)

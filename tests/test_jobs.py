@@ -1,0 +1,154 @@
+"""Background jobs as separate processes: queue, stop, SIGKILL and crash recovery, delete, mirrored."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run_cli
+from textgen import artifacts, jobs, samples, training
+from textgen.store import RunStore
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> str:
+    path = tmp_path / "reverse.tsv"
+    path.write_bytes(samples.sample_bytes("reverse", size=400, seed=2))
+    return str(path)
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def _long_plan(store: RunStore, corpus: str, **settings: str):
+    # Long enough to be caught running; frequent evaluations so checkpoints appear early.
+    return training.plan_run(store, corpus, "gru", preset="tiny",
+                             settings={"epochs": "200", "batch_size": "16", "eval_every_steps": "5",
+                                       "eval_bleu_examples": "0", "num_probe_samples": "1", **settings})
+
+
+def _status(store: RunStore, run_id: str) -> str:
+    jobs.reconcile(store)
+    return store.get_run(run_id).status
+
+
+def test_second_job_waits_queued_until_the_first_stops(store: RunStore, corpus: str) -> None:
+    first = jobs.submit(store, _long_plan(store, corpus))
+    second = jobs.submit(store, _long_plan(store, corpus))
+    _wait_for(lambda: _status(store, first.id) == "running", 60, "the first job to run")
+    time.sleep(2)
+    assert _status(store, second.id) == "queued"
+    assert store.get_run(second.id).pid  # its waiting process exists
+    jobs.request_stop(store, first.id)
+    _wait_for(lambda: _status(store, first.id) == "stopped", 90, "the first job to stop")
+    _wait_for(lambda: _status(store, second.id) == "running", 60, "the second job to take the slot")
+    stopped = jobs.wait_until_inactive(store, jobs.request_stop(store, second.id).id, 90)
+    assert stopped.status == "stopped"
+    for run_id in (first.id, second.id):
+        assert artifacts.Checkpoints(store.run_dir(run_id)).get("last") is not None
+
+
+def test_sigkill_gives_crashed_and_resume_continues_from_an_intact_checkpoint(store: RunStore, corpus: str) -> None:
+    run = jobs.submit(store, _long_plan(store, corpus))
+    run_dir = store.run_dir(run.id)
+    checkpoints = artifacts.Checkpoints(run_dir)
+    _wait_for(lambda: checkpoints.get("last") and checkpoints.get("last").step >= 10, 90, "a checkpoint")
+    pid = store.get_run(run.id).pid
+    os.kill(pid, signal.SIGKILL)
+    started = time.monotonic()
+    _wait_for(lambda: _status(store, run.id) == "crashed", 10, "the run to be marked crashed")
+    assert time.monotonic() - started < 5
+    crashed = store.get_run(run.id)
+    assert "ended without finishing" in crashed.error and crashed.pid is None
+    last = checkpoints.get("last")
+    artifacts.load_trained(run_dir, "last")  # intact: loads
+    resumed = jobs.resume(store, run.id, epochs=1, background=False)
+    assert resumed.status == "queued"
+    finished = jobs.run_job(store, run.id)
+    assert finished.status == "finished"
+    assert checkpoints.get("last").step > last.step
+    first_new_step = min(m.step for m in store.get_metrics([run.id]) if m.time > crashed.updated_at)
+    assert first_new_step > last.step
+
+
+def test_stop_delete_and_runs_from_the_command_line(home: Path, corpus: str) -> None:
+    with RunStore(home) as store:
+        run = jobs.submit(store, _long_plan(store, corpus))
+        _wait_for(lambda: _status(store, run.id) == "running", 60, "the job to run")
+    listed = run_cli("runs", "--json", home=home)
+    assert listed.returncode == 0 and b'"status": "running"' in listed.stdout
+    result = run_cli("stop", run.id, "--wait", "60", home=home)
+    assert result.returncode == 0 and b"stopped" in result.stdout, result.stderr
+    result = run_cli("delete", run.id, home=home)
+    assert result.returncode == 0
+    assert not (home / "runs" / run.id).exists()
+    assert run_cli("stop", run.id, home=home).returncode == 2  # no such run: one clear line
+
+
+def test_deleting_a_running_job_stops_it_first(store: RunStore, corpus: str) -> None:
+    run = jobs.submit(store, _long_plan(store, corpus))
+    _wait_for(lambda: _status(store, run.id) == "running", 60, "the job to run")
+    pid = store.get_run(run.id).pid
+    jobs.delete(store, run.id)
+    assert store.list_runs() == []
+    _wait_for(lambda: not jobs.process_alive(pid, None), 30, "the job process to end")
+
+
+def test_background_train_command_returns_a_run_id_at_once(home: Path, corpus: str) -> None:
+    started = time.monotonic()
+    result = run_cli("train", "--corpus", corpus, "--model", "gru", "--preset", "tiny", "--background",
+                     "--json", "--set", "epochs=1", "--set", "batch_size=64", home=home)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 30
+    import json
+
+    run_id = json.loads(result.stdout.decode().strip().splitlines()[-1])["run_id"]
+    with RunStore(home) as store:
+        final = _wait_for(lambda: _status(store, run_id) in ("finished", "failed", "crashed") and store.get_run(run_id),
+                          120, "the background run to finish")
+        assert final.status == "finished", final.error
+
+
+def test_bad_hyperparameters_from_the_cli_create_no_run(home: Path, corpus: str) -> None:
+    result = run_cli("train", "--corpus", corpus, "--model", "gru", "--set", "batch_size=0", home=home)
+    assert result.returncode == 2 and b"batch_size must be between 1" in result.stderr
+    assert b"Traceback" not in result.stderr
+    assert run_cli("runs", "--json", home=home).stdout.strip() == b"[]"
+
+
+def test_mirrored_strategy_trains_on_two_logical_devices(home: Path, corpus: str) -> None:
+    """Logical devices must be configured before TensorFlow runs any op: a fresh process."""
+    script = textwrap.dedent(f"""
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from textgen import jobs, training
+        from textgen.store import RunStore
+        with RunStore() as store:
+            plan = training.plan_run(store, {corpus!r}, "gru", preset="tiny",
+                                     settings={{"strategy": "mirrored", "epochs": "1", "batch_size": "32",
+                                               "eval_bleu_examples": "8"}})
+            run = jobs.run_job(store, jobs.submit(store, plan, background=False).id)
+            print("replicas", tf.distribute.MirroredStrategy().num_replicas_in_sync)
+            print("status", run.status, run.error)
+    """)
+    env = {**os.environ, "TEXTGEN_HOME": str(home)}
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "replicas 2" in result.stdout
+    assert "status finished None" in result.stdout

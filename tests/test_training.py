@@ -1,0 +1,171 @@
+"""Training in-process: metrics, probe samples, checkpoints, resume, NaN handling, validation."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from textgen import artifacts, jobs, samples, training
+from textgen.errors import ConfigError, CorpusError
+from textgen.store import RunStore
+
+
+@pytest.fixture
+def reverse_corpus(tmp_path: Path) -> str:
+    path = tmp_path / "reverse.tsv"
+    path.write_bytes(samples.sample_bytes("reverse", size=240, seed=1))
+    return str(path)
+
+
+def _train(store: RunStore, corpus: str, kind: str = "gru", **settings: str):
+    plan = training.plan_run(store, corpus, kind, preset="tiny",
+                             settings={"batch_size": "32", "epochs": "1", "eval_bleu_examples": "16", **settings})
+    run = jobs.submit(store, plan, background=False)
+    return jobs.run_job(store, run.id)
+
+
+def test_one_epoch_writes_metrics_probe_samples_and_a_loadable_checkpoint(store: RunStore, reverse_corpus: str) -> None:
+    run = _train(store, reverse_corpus, log_every_seconds="0")
+    assert run.status == "finished" and run.error is None and run.pid is None
+    metrics = store.get_metrics([run.id])
+    train_names = {m.name for m in metrics if m.split == "train"}
+    valid_names = {m.name for m in metrics if m.split == "valid"}
+    assert {"loss", "learning_rate", "tokens_per_second", "eta_seconds"} <= train_names
+    assert {"loss", "perplexity", "accuracy", "bleu", "chrf"} <= valid_names
+    valid_loss = [m.value for m in metrics if m.split == "valid" and m.name == "loss"][-1]
+    perplexity = [m.value for m in metrics if m.split == "valid" and m.name == "perplexity"][-1]
+    assert perplexity == pytest.approx(math.exp(valid_loss), rel=1e-6)
+    probes = store.get_samples(run.id)
+    assert len(probes) == 8 and all(p.reference for p in probes)
+
+    run_dir = store.run_dir(run.id)
+    trained = artifacts.load_trained(run_dir, "best")
+    assert trained.checkpoint.step == max(m.step for m in metrics)
+    assert trained.model.config == trained.config.model
+    assert (run_dir / "tensorboard").is_dir() and any((run_dir / "tensorboard").rglob("events.out.tfevents*"))
+    # The reloaded model decodes the probe sources to exactly what the trainer recorded.
+    from textgen.decoding import DecodingConfig, generate
+
+    outputs = generate(trained.model, trained.source_tokenizer, trained.target_tokenizer,
+                       [p.source for p in probes], DecodingConfig(max_length=trained.config.model.max_target_length))
+    assert [g.output for g in outputs] == [p.output for p in probes]
+
+
+def test_resume_continues_the_step_count_and_keeps_optimizer_state(store: RunStore, reverse_corpus: str) -> None:
+    run = _train(store, reverse_corpus)
+    run_dir = store.run_dir(run.id)
+    first = artifacts.Checkpoints(run_dir).get("last")
+    saved = np.load(first.path / artifacts.OPTIMIZER_FILE)
+    assert int(saved[sorted(saved.files)[0]]) == first.step  # the optimizer's step counter
+    resumed = jobs.resume(store, run.id, epochs=1, settings={"learning_rate": "0.0005"}, background=False)
+    assert resumed.status == "queued"
+    resumed = jobs.run_job(store, run.id)
+    assert resumed.status == "finished"
+    second = artifacts.Checkpoints(run_dir).get("last")
+    assert second.step == 2 * first.step
+    steps = [m.step for m in store.get_metrics([run.id]) if m.split == "train"]
+    assert steps == sorted(steps) and max(steps) > first.step
+    assert artifacts.load_run_config(run_dir).train.learning_rate == 0.0005
+    rates = [m.value for m in store.get_metrics([run.id], names=["learning_rate"]) if m.step > first.step]
+    assert rates and all(r == pytest.approx(0.0005) for r in rates)
+
+
+def test_a_non_finite_loss_fails_the_run_at_that_step_and_keeps_the_last_good_checkpoint(store: RunStore) -> None:
+    """Our models' losses stay finite even at learning rate 10 (the most the config allows), so
+    the divergence is driven by plain SGD at an absurd rate, through the same callbacks `train_run` uses."""
+    import keras
+    import tensorflow as tf
+
+    from textgen import callbacks
+    from textgen.models import ModelConfig, build_model
+    from textgen.models.losses import MaskedCrossEntropy
+
+    config = ModelConfig(kind="gru", source_vocab_size=12, target_vocab_size=12, embedding_dim=8,
+                         hidden_units=8, num_layers=1, dropout=0.0, max_source_length=8, max_target_length=8)
+    model = build_model(config)
+    rng = np.random.default_rng(0)
+    source = rng.integers(4, 12, size=(64, 6)).astype("int32")
+    target = rng.integers(4, 12, size=(64, 6)).astype("int32")
+    dataset = tf.data.Dataset.from_tensor_slices(
+        ({"source_ids": source, "target_input_ids": target}, target)).batch(8).repeat()
+    # A sane learning rate until the first evaluation, an absurd one after it.
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=1e-3), loss=MaskedCrossEntropy())
+
+    clock = callbacks.TrainingClock(initial_step=0, total_steps=40, steps_per_epoch=8, tokens_per_step=48, minutes=0)
+    control = callbacks.RunControl(clock, lambda: False)
+    run = store.create_run(label="diverging", kind="gru", config={})
+    evaluator = callbacks.Evaluator(store, run.id, clock, control, score_and_probe=lambda: ({}, []))
+    checkpoints = artifacts.Checkpoints(store.run_dir(run.id))
+    saver = callbacks.CheckpointSaver(checkpoints, evaluator, control, clock, "valid_loss", patience=0)
+
+    class Diverge(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.optimizer.learning_rate = 1e38
+
+    model.fit(dataset, steps_per_epoch=4, epochs=10, validation_data=dataset.take(2), shuffle=False,
+              callbacks=[control, evaluator, saver, Diverge()], verbose=0)
+    assert control.outcome == "failed"
+    failed_step = int(control.error.removeprefix("non-finite loss at step "))
+    assert 4 < failed_step <= 8
+    last = checkpoints.get("last")
+    assert last is not None and last.step == 4  # saved at the evaluation before the divergence
+    from textgen.models.persistence import load_model_dir
+
+    assert all(np.isfinite(w).all() for w in load_model_dir(last.path).get_weights())
+    assert [m.step for m in store.get_metrics([run.id], names=["loss"])] == [4]  # no valid loss after
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"batch_size": "0"}, "batch_size must be between 1"),
+        ({"epochs": "-1"}, "epochs must be between 0"),
+        ({"hidden_units": "100000"}, "hidden_units must be between 1 and 8192"),
+        ({"no_such_field": "1"}, "unknown setting 'no_such_field'"),
+        ({"learning_rate": "fast"}, "learning_rate must be a number"),
+        ({"tokenizer": "sentencepiece"}, "kind must be one of"),
+    ],
+)
+def test_bad_hyperparameters_are_refused_before_a_run_exists(
+    store: RunStore, reverse_corpus: str, settings: dict, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        training.plan_run(store, reverse_corpus, "gru", preset="tiny", settings=settings)
+    assert store.list_runs() == []
+
+
+def test_wrong_model_family_for_the_corpus_is_refused(store: RunStore, reverse_corpus: str) -> None:
+    with pytest.raises(ConfigError, match="language model for plain text"):
+        training.plan_run(store, reverse_corpus, "transformer-lm", preset="tiny")
+    assert store.list_runs() == []
+
+
+def test_a_corpus_too_small_to_train_on_is_refused_with_the_minimum(store: RunStore, tmp_path: Path) -> None:
+    path = tmp_path / "one.tsv"
+    path.write_text("hello\tworld\n")
+    with pytest.raises(CorpusError, match="At least 10"):
+        training.plan_run(store, str(path), "gru", preset="tiny")
+    assert store.list_runs() == []
+
+
+def test_settings_are_routed_to_their_config() -> None:
+    tokenizer, model, train = training.split_settings(
+        {"tokenizer": "char", "vocab_size": "100", "dropout": "0.2", "learning_rate": "0.01",
+         "model.max_target_length": "32"})
+    assert tokenizer == {"kind": "char", "vocab_size": "100"}
+    assert model == {"dropout": "0.2", "max_target_length": "32"}
+    assert train == {"learning_rate": "0.01"}
+
+
+def test_language_model_trains_on_a_text_corpus(store: RunStore, tmp_path: Path) -> None:
+    path = tmp_path / "tales.txt"
+    path.write_bytes(samples.sample_bytes("tales", size=6))
+    run = _train(store, str(path), "lstm-lm", tokenizer="char", max_target_length="32")
+    assert run.status == "finished", run.error
+    probes = store.get_samples(run.id)
+    assert probes and all(p.source for p in probes)
+    assert json.loads((store.run_dir(run.id) / "run.json").read_text())["model"]["kind"] == "lstm-lm"

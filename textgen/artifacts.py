@@ -1,0 +1,227 @@
+"""What a run leaves on disk, and how a trained model is loaded back.
+
+    runs/<run_id>/
+        run.json                    RunConfig: corpus id + tokenizer, model and training configs
+        source_tokenizer.json       (seq2seq only)
+        target_tokenizer.json
+        checkpoints/index.json      {"last": "ckpt-000120", "best": "ckpt-000100", ...}
+        checkpoints/ckpt-000120/    config.json, model.weights.h5, optimizer.npz, state.json
+        tensorboard/                event files (`tensorboard --logdir $TEXTGEN_HOME`)
+        job.log                     the job's stdout/stderr
+
+A checkpoint is complete before anything points at it: a new `ckpt-*` folder is written and
+fsynced, then `index.json` is atomically replaced, and only then are folders nothing points at
+removed. A job killed at any instant leaves the previous index pointing at complete folders.
+Models are rebuilt from config.json with our own code (`textgen.models.load_model_dir`); nothing
+is unpickled and `keras.models.load_model` is never used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from textgen.config import TokenizerConfig, TrainConfig
+from textgen.errors import ConfigError, StoreError
+from textgen.fsutil import atomic_write_text
+from textgen.models.config import ModelConfig
+
+RUN_CONFIG_FILE = "run.json"
+SOURCE_TOKENIZER_FILE = "source_tokenizer.json"
+TARGET_TOKENIZER_FILE = "target_tokenizer.json"
+CHECKPOINTS_DIR = "checkpoints"
+INDEX_FILE = "index.json"
+OPTIMIZER_FILE = "optimizer.npz"
+STATE_FILE = "state.json"
+TENSORBOARD_DIR = "tensorboard"
+LOG_FILE = "job.log"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything needed to train (and retrain) a run, saved as run.json and in the store."""
+
+    corpus_id: str
+    tokenizer: TokenizerConfig
+    model: ModelConfig
+    train: TrainConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"corpus_id": self.corpus_id, "tokenizer": self.tokenizer.to_dict(),
+                "model": self.model.to_dict(), "train": self.train.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        try:
+            return cls(
+                corpus_id=str(data["corpus_id"]),
+                tokenizer=TokenizerConfig.from_dict(data["tokenizer"]),
+                model=ModelConfig.from_dict(data["model"]),
+                train=TrainConfig.from_dict(data["train"]),
+            )
+        except KeyError as missing:
+            raise ConfigError(f"run config is missing {missing}; expected corpus_id, tokenizer, model, train.") from None
+
+
+def save_run_config(run_dir: Path, config: RunConfig) -> None:
+    atomic_write_text(run_dir / RUN_CONFIG_FILE, json.dumps(config.to_dict(), indent=2, sort_keys=True))
+
+
+def load_run_config(run_dir: Path) -> RunConfig:
+    path = run_dir / RUN_CONFIG_FILE
+    if not path.exists():
+        raise StoreError(f"run folder {run_dir.name} has no {RUN_CONFIG_FILE}; was it trained?")
+    return RunConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointInfo:
+    name: str  # "ckpt-000120"
+    path: Path
+    step: int
+    epoch: float
+    metrics: dict[str, float]
+    time: float
+
+
+class Checkpoints:
+    """The best and last checkpoints of one run, saved atomically through an index file."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.directory = run_dir / CHECKPOINTS_DIR
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def _index(self) -> dict[str, Any]:
+        path = self.directory / INDEX_FILE
+        if not path.exists():
+            return {}
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def get(self, which: str = "best") -> CheckpointInfo | None:
+        """The "best" or "last" checkpoint, or None when the run has none yet."""
+        if which not in ("best", "last"):
+            raise ValueError(f"which must be 'best' or 'last', got {which!r}")
+        name = self._index().get(which)
+        if not name:
+            return None
+        path = self.directory / name
+        state = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
+        return CheckpointInfo(name, path, int(state["step"]), float(state["epoch"]),
+                              dict(state.get("metrics", {})), float(state["time"]))
+
+    def list(self) -> list[CheckpointInfo]:
+        """Every complete checkpoint (the ones the index points at), oldest first."""
+        infos = {info.name: info for info in (self.get("best"), self.get("last")) if info}
+        return sorted(infos.values(), key=lambda info: info.step)
+
+    def save(self, model: Any, optimizer: Any, *, step: int, epoch: float,
+             metrics: dict[str, float], best: bool) -> CheckpointInfo:
+        """Write a checkpoint for `step` as the new "last" (and "best" if `best`)."""
+        from textgen.models.persistence import save_model
+
+        name = f"ckpt-{step:09d}"
+        index = self._index()
+        path = self.directory / name
+        if path.exists() and name not in index.values():
+            shutil.rmtree(path)  # left over from a job killed mid-save
+        path.mkdir(exist_ok=True)
+        save_model(model, path)
+        if optimizer is not None:
+            save_optimizer(optimizer, path / OPTIMIZER_FILE)
+        state = {"step": step, "epoch": epoch, "metrics": metrics, "time": time.time()}
+        atomic_write_text(path / STATE_FILE, json.dumps(state))
+        index["last"] = name
+        if best or "best" not in index:
+            index["best"] = name
+        atomic_write_text(self.directory / INDEX_FILE, json.dumps(index))
+        self._remove_unreferenced(set(index.values()))
+        return self.get("last")  # type: ignore[return-value]
+
+    def _remove_unreferenced(self, keep: set[str]) -> None:
+        for entry in self.directory.iterdir():
+            if entry.is_dir() and entry.name not in keep:
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def save_optimizer(optimizer: Any, path: Path) -> None:
+    """The optimizer's variables (step count, Adam moments) as an .npz, written atomically."""
+    import numpy as np
+
+    from textgen.fsutil import atomic_path
+
+    arrays = {f"v{i:05d}": np.asarray(variable.numpy()) for i, variable in enumerate(optimizer.variables)}
+    with atomic_path(path, suffix=".npz") as temporary:
+        with open(temporary, "wb") as handle:
+            np.savez(handle, **arrays)
+
+
+def restore_optimizer(optimizer: Any, trainable_variables: list[Any], path: Path) -> bool:
+    """Load what `save_optimizer` wrote into a freshly built optimizer; False if it does not fit."""
+    import numpy as np
+
+    if not path.exists():
+        return False
+    if not optimizer.built:
+        optimizer.build(trainable_variables)
+    with np.load(path) as saved:
+        arrays = [saved[key] for key in sorted(saved.files)]
+    if len(arrays) != len(optimizer.variables) or any(
+        tuple(a.shape) != tuple(v.shape) for a, v in zip(arrays, optimizer.variables)
+    ):
+        return False
+    for variable, value in zip(optimizer.variables, arrays):
+        # The (constant) learning rate is an optimizer variable too; a resumed run may change it.
+        if variable.name != "learning_rate":
+            variable.assign(value)
+    return True
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedModel:
+    """A model with its tokenizers and configs, loaded from a run's checkpoint."""
+
+    run_id: str
+    config: RunConfig
+    model: Any  # textgen.models.Seq2SeqModel
+    source_tokenizer: Any  # textgen.tokenizers.Tokenizer, None for decoder-only models
+    target_tokenizer: Any
+    checkpoint: CheckpointInfo
+
+
+def load_trained(run_dir: Path, which: str = "best", checkpoint_name: str | None = None) -> TrainedModel:
+    """Rebuild a run's model from a checkpoint (best, last, or a named one) and its tokenizers."""
+    from textgen.models.persistence import load_model_dir
+    from textgen.tokenizers import Tokenizer
+
+    config = load_run_config(run_dir)
+    checkpoints = Checkpoints(run_dir)
+    info = checkpoints.get(which)
+    if checkpoint_name is not None:
+        matches = [c for c in checkpoints.list() if c.name == checkpoint_name]
+        info = matches[0] if matches else None
+    if info is None:
+        raise StoreError(
+            f"run {run_dir.name} has no {checkpoint_name or which} checkpoint yet; "
+            "a checkpoint is written at the first evaluation."
+        )
+    model = load_model_dir(info.path)
+    source = run_dir / SOURCE_TOKENIZER_FILE
+    return TrainedModel(
+        run_id=run_dir.name,
+        config=config,
+        model=model,
+        source_tokenizer=Tokenizer.load(source) if source.exists() else None,
+        target_tokenizer=Tokenizer.load(run_dir / TARGET_TOKENIZER_FILE),
+        checkpoint=info,
+    )
+
+
+def remove_incomplete(run_dir: Path) -> None:
+    """Remove checkpoint folders the index does not point at (after a crash)."""
+    checkpoints = Checkpoints(run_dir)
+    checkpoints._remove_unreferenced(set(checkpoints._index().values()))

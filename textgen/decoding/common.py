@@ -1,0 +1,239 @@
+"""What every strategy shares: the step-function contract, plain-data results, and the
+single-hypothesis loop that greedy search and sampling both run.
+
+A strategy never sees a model. It takes
+
+    step_fn(token_ids, state) -> (logits, new_state, attention)
+        token_ids int32 (batch,); logits float32 (batch, vocab); state a dict of tensors with the
+        batch on axis 0 and fixed shapes; attention a dict of tensors with the batch on axis 0
+        (the same keys at every step; {} is fine)
+    initial_state            the state before the first step (after `encode` and any prompt)
+    start_ids int32 (batch,) the token fed at the first step (<s>, or a prompt's last token)
+
+and returns a dict of tensors, so it runs inside `tf.function` (decoder.py compiles the whole
+loop) or eagerly (tests with fake step functions). The `collect_*` functions turn those tensors,
+as numpy, into `RawResult`s.
+
+Conventions, the same for every strategy:
+- <pad> and <s> are never generated (their scores are set to -inf before choosing).
+- Reported log-probabilities are the model's own (log-softmax of the logits, before temperature,
+  top-k or top-p), so outputs of different strategies are comparable. One per generated token,
+  </s> included when it was generated.
+- A row that emitted </s> is finished: it emits <pad> with log-probability 0 from then on, its
+  state is frozen (at its last input) and its attention is zero (unlike keras-hub samplers,
+  which keep writing). A row at its length cap stops the same way, unfinished.
+- The loop stops when every row finished, after max_steps steps, or at the first step that
+  starts after `deadline` (seconds since the epoch, compared with `tf.timestamp()` inside the
+  graph, so a time limit needs no Python between steps).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+# Never generated: <pad> marks "after the end" and <s> only starts a sequence.
+BANNED_IDS = (PAD_ID, BOS_ID)
+
+State = dict[str, tf.Tensor]
+StepFunction = Callable[[tf.Tensor, State], tuple[tf.Tensor, State, dict[str, tf.Tensor]]]
+STOP_REASONS = ("end", "max_length", "time_limit")
+
+
+@dataclasses.dataclass(frozen=True)
+class Hypothesis:
+    """One output sequence. `ids` excludes </s>; `log_probs` has one entry per generated token,
+    </s> included when `finished` (so len(log_probs) == len(ids) + finished)."""
+
+    ids: np.ndarray  # int32 (num_ids,)
+    log_probs: np.ndarray  # float32 (num_generated,)
+    score: float  # beam: sum(log_probs) / GNMT length penalty; greedy/sample: sum(log_probs)
+    finished: bool  # ended with </s> (else stopped at the length cap or the time limit)
+    text: str = ""  # filled in by `generate`
+    tokens: list[str] = dataclasses.field(default_factory=list)  # labels of generated tokens
+
+
+@dataclasses.dataclass(frozen=True)
+class RawResult:
+    """Decoded ids of one input, before detokenisation (what `decode_ids` returns).
+
+    attention[key] has one row per generated token on axis 0 (</s> included), then the shape
+    the step function returns without its batch axis; for beam search, the best hypothesis's.
+    """
+
+    ids: np.ndarray  # int32 (num_ids,), without <s> and </s>
+    log_probs: np.ndarray  # float32 (num_generated,)
+    score: float
+    finished: bool
+    stop_reason: str  # "end" (</s>), "max_length" (the cap) or "time_limit"
+    attention: dict[str, np.ndarray]
+    n_best: list[Hypothesis]  # beam: sorted (finished first, then by score); else [the output]
+
+
+def length_penalty(length, alpha):
+    """GNMT length penalty ((5 + length) / 6) ** alpha (Wu et al. 2016). Works on numbers and
+    tensors; length counts generated tokens, </s> included."""
+    if isinstance(length, (int, float)) and isinstance(alpha, (int, float)):
+        return ((5.0 + length) / 6.0) ** alpha
+    length = tf.cast(length, tf.float32)
+    return tf.pow((5.0 + length) / 6.0, tf.cast(alpha, tf.float32))
+
+
+def ban(log_probs: tf.Tensor, banned_ids) -> tf.Tensor:
+    """log_probs (batch, vocab) with the banned columns set to -inf."""
+    if not banned_ids:
+        return log_probs
+    vocab = tf.shape(log_probs)[-1]
+    banned_column = tf.constant(list(banned_ids), tf.int32)[None, :]  # (1, num_banned)
+    banned = tf.reduce_any(tf.equal(tf.range(vocab)[:, None], banned_column), axis=1)  # (vocab,)
+    return tf.where(banned[None, :], tf.constant(-math.inf, log_probs.dtype), log_probs)
+
+
+def _row_mask(mask: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
+    """mask (batch,) reshaped to broadcast against `like` (batch, ...)."""
+    return tf.reshape(mask, [-1] + [1] * (like.shape.rank - 1))
+
+
+def keep_rows(keep: tf.Tensor, old, new):
+    """Structure of tensors: `old` where keep (batch,) is True, `new` elsewhere."""
+    return tf.nest.map_structure(lambda o, n: tf.where(_row_mask(keep, n), o, n), old, new)
+
+
+def zero_rows(mask: tf.Tensor, values: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    return {k: tf.where(_row_mask(mask, v), tf.zeros_like(v), v) for k, v in values.items()}
+
+
+def as_deadline(deadline) -> tf.Tensor:
+    """Epoch seconds as float64 (float32 would round them to minutes); None: no deadline."""
+    if deadline is None:
+        return tf.constant(math.inf, tf.float64)
+    if isinstance(deadline, (int, float)):
+        return tf.constant(deadline, tf.float64)
+    return tf.cast(deadline, tf.float64)
+
+
+def _time_left(deadline: tf.Tensor) -> tf.Tensor:
+    return tf.less(tf.timestamp(), deadline)
+
+
+def new_arrays(values: dict[str, tf.Tensor]) -> dict[str, tf.TensorArray]:
+    """One growable TensorArray per tensor, for per-step histories."""
+    return {k: tf.TensorArray(v.dtype, size=0, dynamic_size=True, element_shape=v.shape)
+            for k, v in values.items()}
+
+
+def write_arrays(arrays: dict[str, tf.TensorArray], index, values: dict[str, tf.Tensor]):
+    return {k: arrays[k].write(index, values[k]) for k in arrays}
+
+
+def stack_arrays(arrays: dict[str, tf.TensorArray]) -> dict[str, tf.Tensor]:
+    return {k: a.stack() for k, a in arrays.items()}
+
+
+PickFunction = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+
+
+def single_hypothesis_search(
+    step_fn: StepFunction,
+    initial_state: State,
+    start_ids: tf.Tensor,
+    pick: PickFunction,
+    *,
+    max_steps,
+    eos_id: int = EOS_ID,
+    deadline=None,
+    banned_ids=BANNED_IDS,
+    max_lengths=None,
+) -> dict[str, tf.Tensor]:
+    """The loop of greedy search and sampling: one hypothesis per row, `pick(step, scores)`
+    chooses the next ids (batch,) from scores (batch, vocab): the model's log-probabilities with
+    banned tokens at -inf.
+
+    max_lengths (batch,), optional: a cap per row (each at most max_steps), e.g. what is left
+    of a language model's context after its prompt; a row at its cap stops like a finished one.
+
+    Returns time-major tensors: "ids" (steps, batch) int32, "log_probs" (steps, batch),
+    "attention" {key: (steps, batch, ...)}, plus "lengths" (batch,) (tokens generated, </s>
+    included), "finished" (batch,) and "steps" (scalar: steps run).
+    """
+    start_ids = tf.convert_to_tensor(start_ids, tf.int32)
+    max_steps = tf.convert_to_tensor(max_steps, tf.int32)
+    deadline = as_deadline(deadline)
+    batch = tf.shape(start_ids)[0]
+    max_lengths = (tf.fill([batch], max_steps) if max_lengths is None
+                   else tf.minimum(tf.cast(max_lengths, tf.int32), max_steps))
+
+    def advance(step, tokens, state, finished, lengths):
+        stopped = tf.logical_or(finished, lengths >= max_lengths)
+        logits, new_state, attention = step_fn(tokens, state)
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))  # (batch, vocab)
+        next_ids = tf.cast(pick(step, ban(log_probs, banned_ids)), tf.int32)
+        next_ids = tf.where(stopped, PAD_ID, next_ids)
+        token_log_probs = tf.where(stopped, 0.0, tf.gather(log_probs, next_ids, batch_dims=1))
+        attention = zero_rows(stopped, attention)
+        lengths = lengths + tf.cast(tf.logical_not(stopped), tf.int32)
+        finished = tf.logical_or(finished, tf.equal(next_ids, eos_id))
+        # A row that stops now keeps its state from before this step: the new one is never
+        # needed, and a Transformer at its cap would be one position past its table.
+        stops = tf.logical_or(finished, lengths >= max_lengths)
+        new_state = keep_rows(stops, state, new_state)
+        return next_ids, new_state, finished, lengths, token_log_probs, attention
+
+    # The first step runs outside the loop: its attention tells which histories to keep.
+    finished = tf.zeros([batch], tf.bool)
+    lengths = tf.zeros([batch], tf.int32)
+    tokens, state, finished, lengths, token_log_probs, attention = advance(
+        0, start_ids, initial_state, finished, lengths)
+    record = {"ids": tokens, "log_probs": token_log_probs, **attention}
+    histories = write_arrays(new_arrays(record), 0, record)
+
+    def condition(step, tokens, state, finished, lengths, histories):
+        stopped = tf.logical_or(finished, lengths >= max_lengths)
+        return tf.logical_and(
+            tf.logical_and(step < max_steps, tf.logical_not(tf.reduce_all(stopped))),
+            _time_left(deadline))
+
+    def body(step, tokens, state, finished, lengths, histories):
+        tokens, state, finished, lengths, token_log_probs, attention = advance(
+            step, tokens, state, finished, lengths)
+        histories = write_arrays(
+            histories, step, {"ids": tokens, "log_probs": token_log_probs, **attention})
+        return step + 1, tokens, state, finished, lengths, histories
+
+    steps, _, _, finished, lengths, histories = tf.while_loop(
+        condition, body, (tf.constant(1), tokens, state, finished, lengths, histories))
+    stacked = stack_arrays(histories)
+    ids, log_probs = stacked.pop("ids"), stacked.pop("log_probs")
+    return {"ids": ids, "log_probs": log_probs, "attention": stacked, "lengths": lengths,
+            "finished": finished, "steps": steps}
+
+
+def collect_single(outputs: dict, *, max_steps, eos_id: int = EOS_ID) -> list[RawResult]:
+    """`RawResult`s from single_hypothesis_search's outputs (numpy values). max_steps: the cap,
+    one for all rows or one per row."""
+    steps = int(outputs["steps"])
+    caps = np.broadcast_to(np.asarray(max_steps), outputs["lengths"].shape)
+    results = []
+    for row, (length, finished) in enumerate(zip(outputs["lengths"], outputs["finished"])):
+        length, finished = int(length), bool(finished)
+        tokens = np.asarray(outputs["ids"][:length, row], np.int32)
+        log_probs = np.asarray(outputs["log_probs"][:length, row], np.float32)
+        ids = tokens[:-1] if finished else tokens
+        score = float(log_probs.sum())
+        reason = stop_reason(finished, length, int(caps[row]))
+        attention = {k: np.asarray(v[:length, row]) for k, v in outputs["attention"].items()}
+        best = Hypothesis(ids=ids, log_probs=log_probs, score=score, finished=finished)
+        results.append(RawResult(ids=ids, log_probs=log_probs, score=score, finished=finished,
+                                 stop_reason=reason, attention=attention, n_best=[best]))
+    return results
+
+
+def stop_reason(finished: bool, length: int, cap: int) -> str:
+    if finished:
+        return "end"
+    return "max_length" if length >= cap else "time_limit"
