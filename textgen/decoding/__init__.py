@@ -4,6 +4,7 @@
     generate(model, src_tok, tgt_tok, texts, config) -> [Generation]     text in, plain data out
     decode_ids(model, source_ids, config) -> [RawResult]                  ids in
     teacher_forced_attention(model, src_tok, tgt_tok, source, reference) -> {key: array}
+    attention_matrix(generation.attention, key, layer=-1, head=None) -> 2-D map for display
     search(step_fn, state, start_ids, config) -> [RawResult]              any step function
     greedy_search / beam_search / sample_search                           the strategies (tensors)
 
@@ -20,6 +21,7 @@ from textgen.decoding.config import STRATEGIES, DecodingConfig
 
 _LAZY = {
     "Generation": "textgen.decoding.decoder",
+    "attention_matrix": "textgen.decoding.decoder",
     "decode_ids": "textgen.decoding.decoder",
     "generate": "textgen.decoding.decoder",
     "search": "textgen.decoding.decoder",

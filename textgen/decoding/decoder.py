@@ -443,3 +443,17 @@ def teacher_forced_attention(model, source_tokenizer, target_tokenizer, source: 
         value = np.asarray(value)[0]
         out[key] = np.moveaxis(value, 2, 0) if value.ndim == 4 else value
     return out
+
+
+def attention_matrix(attention: dict[str, np.ndarray], key: str = "cross_attention", *,
+                     layer: int = -1, head: int | None = None) -> np.ndarray | None:
+    """One 2-D map (rows: generated tokens, columns: the attended tokens) from a Generation's
+    attention: RNN attention as is; Transformer attention at `layer`, one `head` or (None) the
+    mean over heads. None when the model has no such attention."""
+    value = attention.get(key)
+    if value is None:
+        return None
+    if value.ndim == 2:  # (out_len, source_len)
+        return value
+    selected = value[:, layer]  # (out_len, heads, columns)
+    return selected.mean(axis=1) if head is None else selected[:, head]
