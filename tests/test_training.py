@@ -169,3 +169,50 @@ def test_language_model_trains_on_a_text_corpus(store: RunStore, tmp_path: Path)
     probes = store.get_samples(run.id)
     assert probes and all(p.source for p in probes)
     assert json.loads((store.run_dir(run.id) / "run.json").read_text())["model"]["kind"] == "lstm-lm"
+
+
+def test_held_out_valid_and_test_files_replace_the_random_split(store: RunStore, reverse_corpus: str,
+                                                                tmp_path: Path) -> None:
+    from textgen import corpora, evaluation
+    from textgen.decoding import DecodingConfig
+
+    valid, test = tmp_path / "valid.tsv", tmp_path / "test.tsv"
+    valid.write_bytes(samples.sample_bytes("reverse", size=12, seed=70))
+    test.write_bytes(samples.sample_bytes("reverse", size=14, seed=71))
+    plan = training.plan_run(store, reverse_corpus, "gru", preset="tiny", valid=str(valid), test=str(test),
+                             settings={"epochs": "1", "batch_size": "32", "eval_bleu_examples": "0"})
+    assert plan.num_train_examples == 240  # the corpus's own valid and test parts train too
+    run = jobs.run_job(store, jobs.submit(store, plan, background=False).id)
+    assert run.status == "finished", run.error
+    probes = store.get_samples(run.id)
+    valid_sources = {s for s, _ in samples.generate_pairs("reverse", size=12, seed=70)}
+    assert probes and {p.source for p in probes} <= valid_sources
+    result, generations, _ = evaluation.evaluate_run(store, run.id, DecodingConfig(), bootstrap_samples=0, save=False)
+    assert [g.source for g in generations] == [s for s, _ in samples.generate_pairs("reverse", size=14, seed=71)]
+
+
+def test_time_budget_stops_cleanly_and_keeps_a_checkpoint(store: RunStore, reverse_corpus: str) -> None:
+    import time
+
+    started = time.monotonic()
+    run = _train(store, reverse_corpus, epochs="500", minutes="0.1", batch_size="8", eval_every_steps="20",
+                 eval_bleu_examples="0")
+    elapsed = time.monotonic() - started
+    assert run.status == "finished", run.error
+    last = artifacts.Checkpoints(store.run_dir(run.id)).get("last")
+    assert last is not None and last.step < 500 * 24  # far from the planned steps
+    assert elapsed < 60
+
+
+def test_early_stopping_ends_after_patience_evaluations_without_improvement(store: RunStore, reverse_corpus: str) -> None:
+    # A learning rate far too small to improve the validation loss by min_delta.
+    run = _train(store, reverse_corpus, epochs="100", learning_rate="1e-8", early_stopping_patience="2",
+                 early_stopping_min_delta="0.01",
+                 eval_every_steps="2", eval_bleu_examples="0", keep_checkpoints="3")
+    assert run.status == "finished", run.error
+    valid_losses = [m.value for m in store.get_metrics([run.id], names=["loss"]) if m.split == "valid"]
+    assert 3 <= len(valid_losses) < 20
+    checkpoints = artifacts.Checkpoints(store.run_dir(run.id))
+    kept = checkpoints.list()
+    assert len(kept) <= 4 and checkpoints.get("last").name in {c.name for c in kept}
+    assert all(artifacts.load_trained(store.run_dir(run.id), checkpoint_name=c.name) for c in kept)

@@ -4,7 +4,7 @@
         run.json                    RunConfig: corpus id + tokenizer, model and training configs
         source_tokenizer.json       (seq2seq only)
         target_tokenizer.json
-        checkpoints/index.json      {"last": "ckpt-000120", "best": "ckpt-000100", ...}
+        checkpoints/index.json      {"last": "ckpt-000120", "best": "ckpt-000100", "history": [...]}
         checkpoints/ckpt-000120/    config.json, model.weights.h5, optimizer.npz, state.json
         tensorboard/                event files (`tensorboard --logdir $TEXTGEN_HOME`)
         job.log                     the job's stdout/stderr
@@ -50,10 +50,14 @@ class RunConfig:
     tokenizer: TokenizerConfig
     model: ModelConfig
     train: TrainConfig
+    # Held-out corpora given with --valid / --test instead of the corpus's own random split.
+    valid_corpus_id: str | None = None
+    test_corpus_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"corpus_id": self.corpus_id, "tokenizer": self.tokenizer.to_dict(),
-                "model": self.model.to_dict(), "train": self.train.to_dict()}
+                "model": self.model.to_dict(), "train": self.train.to_dict(),
+                "valid_corpus_id": self.valid_corpus_id, "test_corpus_id": self.test_corpus_id}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
@@ -63,6 +67,8 @@ class RunConfig:
                 tokenizer=TokenizerConfig.from_dict(data["tokenizer"]),
                 model=ModelConfig.from_dict(data["model"]),
                 train=TrainConfig.from_dict(data["train"]),
+                valid_corpus_id=data.get("valid_corpus_id"),
+                test_corpus_id=data.get("test_corpus_id"),
             )
         except KeyError as missing:
             raise ConfigError(f"run config is missing {missing}; expected corpus_id, tokenizer, model, train.") from None
@@ -107,27 +113,28 @@ class Checkpoints:
         if which not in ("best", "last"):
             raise ValueError(f"which must be 'best' or 'last', got {which!r}")
         name = self._index().get(which)
-        if not name:
-            return None
+        return self._info(name) if name else None
+
+    def _info(self, name: str) -> CheckpointInfo:
         path = self.directory / name
         state = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
         return CheckpointInfo(name, path, int(state["step"]), float(state["epoch"]),
                               dict(state.get("metrics", {})), float(state["time"]))
 
     def list(self) -> list[CheckpointInfo]:
-        """Every complete checkpoint (the ones the index points at), oldest first."""
-        infos = {info.name: info for info in (self.get("best"), self.get("last")) if info}
-        return sorted(infos.values(), key=lambda info: info.step)
+        """Every kept checkpoint (best, last and the recent history), oldest first."""
+        return sorted((self._info(name) for name in _referenced(self._index())), key=lambda info: info.step)
 
     def save(self, model: Any, optimizer: Any, *, step: int, epoch: float,
-             metrics: dict[str, float], best: bool) -> CheckpointInfo:
-        """Write a checkpoint for `step` as the new "last" (and "best" if `best`)."""
+             metrics: dict[str, float], best: bool, keep_history: int = 0) -> CheckpointInfo:
+        """Write a checkpoint for `step` as the new "last" (and "best" if `best`), keeping the
+        `keep_history` most recent earlier ones too (the attention viewer's checkpoint slider)."""
         from textgen.models.persistence import save_model
 
         name = f"ckpt-{step:09d}"
         index = self._index()
         path = self.directory / name
-        if path.exists() and name not in index.values():
+        if path.exists() and name not in _referenced(index):
             shutil.rmtree(path)  # left over from a job killed mid-save
         path.mkdir(exist_ok=True)
         save_model(model, path)
@@ -135,17 +142,23 @@ class Checkpoints:
             save_optimizer(optimizer, path / OPTIMIZER_FILE)
         state = {"step": step, "epoch": epoch, "metrics": metrics, "time": time.time()}
         atomic_write_text(path / STATE_FILE, json.dumps(state))
+        history = [n for n in index.get("history", []) if n != name] + [name]
+        index["history"] = history[-keep_history:] if keep_history > 0 else []
         index["last"] = name
         if best or "best" not in index:
             index["best"] = name
         atomic_write_text(self.directory / INDEX_FILE, json.dumps(index))
-        self._remove_unreferenced(set(index.values()))
+        self._remove_unreferenced(_referenced(index))
         return self.get("last")  # type: ignore[return-value]
 
     def _remove_unreferenced(self, keep: set[str]) -> None:
         for entry in self.directory.iterdir():
             if entry.is_dir() and entry.name not in keep:
                 shutil.rmtree(entry, ignore_errors=True)
+
+
+def _referenced(index: dict[str, Any]) -> set[str]:
+    return {name for name in (index.get("best"), index.get("last"), *index.get("history", [])) if name}
 
 
 def save_optimizer(optimizer: Any, path: Path) -> None:
@@ -224,4 +237,4 @@ def load_trained(run_dir: Path, which: str = "best", checkpoint_name: str | None
 def remove_incomplete(run_dir: Path) -> None:
     """Remove checkpoint folders the index does not point at (after a crash)."""
     checkpoints = Checkpoints(run_dir)
-    checkpoints._remove_unreferenced(set(checkpoints._index().values()))
+    checkpoints._remove_unreferenced(_referenced(checkpoints._index()))

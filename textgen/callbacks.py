@@ -191,12 +191,15 @@ class CheckpointSaver(keras.callbacks.Callback):
     saved: a failed run keeps its last good checkpoint."""
 
     def __init__(self, checkpoints: Any, evaluator: Evaluator, control: RunControl, clock: TrainingClock,
-                 metric: str, patience: int, best_value: float | None = None) -> None:
+                 metric: str, patience: int, best_value: float | None = None, keep_history: int = 0,
+                 min_delta: float = 0.0) -> None:
         super().__init__()
         self.checkpoints, self.evaluator, self.control, self.clock = checkpoints, evaluator, control, clock
         self.metric = metric  # "valid_loss" (lower is better) or "bleu" (higher is better)
         self.patience = patience
         self.best_value = best_value
+        self.keep_history = keep_history
+        self.min_delta = min_delta
         self.evaluations_without_improvement = 0
         self.saved_step: int | None = None
 
@@ -209,11 +212,14 @@ class CheckpointSaver(keras.callbacks.Callback):
             return False
         if self.best_value is None:
             return True
-        return value < self.best_value if self.metric == "valid_loss" else value > self.best_value
+        if self.metric == "valid_loss":
+            return value < self.best_value - self.min_delta
+        return value > self.best_value + self.min_delta
 
     def save(self, best: bool) -> None:
         self.checkpoints.save(self.model, self.model.optimizer, step=self.clock.step, epoch=self.clock.epoch,
-                              metrics=dict(self.evaluator.last_metrics), best=best)
+                              metrics=dict(self.evaluator.last_metrics), best=best,
+                              keep_history=self.keep_history)
         self.saved_step = self.clock.step
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:

@@ -225,7 +225,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         settings["minutes"] = str(args.minutes)
     with RunStore() as store:
         plan = training.plan_run(store, args.corpus, args.model, preset=args.preset, settings=settings,
-                                 label=args.label)
+                                 label=args.label, valid=args.valid, test=args.test)
         if not args.json:
             print(f"{plan.label}: {plan.parameter_count:,} parameters, {plan.flops_per_token:,} FLOPs per "
                   f"token, {plan.num_train_examples:,} training examples, {plan.steps_per_epoch} steps per epoch",
@@ -536,6 +536,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--preset", default="small", choices=["tiny", "small", "base"], help="model size (default small)")
     train.add_argument("--epochs", type=int, help="passes over the training split (default 10)")
     train.add_argument("--minutes", type=float, help="time budget: stop cleanly after this many minutes")
+    train.add_argument("--valid", help="held-out validation pairs (a file or sample:NAME) instead of the corpus's split")
+    train.add_argument("--test", help="held-out test pairs instead of the corpus's split")
     train.add_argument("--label", help="a display name for the run")
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="any tokenizer, model or training field by its own name "

@@ -232,6 +232,8 @@ class TrainConfig(ConfigMixin):
     early_stopping_patience: int = 0
     # What "best" means for early stopping and the best checkpoint.
     early_stopping_metric: str = "valid_loss"
+    # An evaluation improves on the best only by more than this (loss units, or BLEU points).
+    early_stopping_min_delta: float = 0.0
     # Time budget in minutes: stop cleanly when spent, keeping the best checkpoint (0 = none).
     minutes: float = 0.0
     # Evaluate every this many steps (0 = once per epoch).
@@ -240,6 +242,8 @@ class TrainConfig(ConfigMixin):
     eval_bleu_examples: int = 200
     # Fixed validation sources decoded at every evaluation and kept, to watch outputs evolve.
     num_probe_samples: int = 8
+    # Earlier evaluation checkpoints kept besides best and last (the attention viewer's slider).
+    keep_checkpoints: int = 5
     # Training loss is written to the store at most this often (seconds).
     log_every_seconds: float = 1.0
     # Compile the training step with XLA (measured per family; batches are bucketed to few shapes).
@@ -263,10 +267,12 @@ class TrainConfig(ConfigMixin):
         check_range("label_smoothing", self.label_smoothing, 0.0, 0.5)
         check_range("early_stopping_patience", self.early_stopping_patience, 0, 10_000)
         check_choice("early_stopping_metric", self.early_stopping_metric, EARLY_STOPPING_METRICS)
+        check_range("early_stopping_min_delta", self.early_stopping_min_delta, 0.0, 1e6)
         check_range("minutes", self.minutes, 0.0, 60 * 24 * 30)
         check_range("eval_every_steps", self.eval_every_steps, 0, 10_000_000)
         check_range("eval_bleu_examples", self.eval_bleu_examples, 0, 100_000)
         check_range("num_probe_samples", self.num_probe_samples, 0, 100)
+        check_range("keep_checkpoints", self.keep_checkpoints, 0, 1000)
         check_range("log_every_seconds", self.log_every_seconds, 0.0, 3600)
         check_range("intra_op_threads", self.intra_op_threads, 0, 1024)
         check_choice("strategy", self.strategy, STRATEGIES)

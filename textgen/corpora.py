@@ -159,6 +159,25 @@ def load_registered(store: RunStore, corpus_id: str) -> LoadedCorpus:
     return LoadedCorpus(corpus, split, report, record.origin, record.label)
 
 
+def run_examples(
+    store: RunStore, corpus_id: str, *, valid_corpus_id: str | None = None, test_corpus_id: str | None = None
+) -> dict[str, list]:
+    """The train / valid / test examples of a run.
+
+    By default the corpus's own split. A held-out corpus given for valid or test replaces that
+    part, and the corpus's own examples for it go to training instead (standard benchmarks come
+    with their own validation and test files).
+    """
+    loaded = load_registered(store, corpus_id)
+    examples = loaded.corpus.examples
+    parts = {name: [examples[i] for i in getattr(loaded.split, name)] for name in ("train", "valid", "test")}
+    for name, external in (("valid", valid_corpus_id), ("test", test_corpus_id)):
+        if external is not None:
+            parts["train"] += parts[name]
+            parts[name] = list(load_registered(store, external).corpus.examples)
+    return parts
+
+
 def saved_report(store: RunStore, corpus_id: str) -> dict:
     path = store.corpus_dir(corpus_id) / REPORT_NAME
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}

@@ -268,8 +268,9 @@ def evaluate_run(store, run_id: str, decoding_config, *, split: str = "test",
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {split!r}.")
     trained = artifacts.load_trained(store.run_dir(run_id), which=checkpoint)
-    loaded = corpora.load_registered(store, trained.config.corpus_id)
-    examples = [loaded.corpus.examples[i] for i in getattr(loaded.split, split)]
+    config = trained.config
+    examples = corpora.run_examples(store, config.corpus_id, valid_corpus_id=config.valid_corpus_id,
+                                    test_corpus_id=config.test_corpus_id)[split]
     if trained.config.model.is_decoder_only:
         pairs = [(" ".join(words[:LM_PROMPT_WORDS]), " ".join(words[LM_PROMPT_WORDS:]))
                  for words in (e.target.split() for e in examples)

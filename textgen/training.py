@@ -79,8 +79,11 @@ def plan_run(
     settings: dict[str, str] | None = None,
     label: str | None = None,
     corpus_config: CorpusConfig | None = None,
+    valid: str | None = None,
+    test: str | None = None,
 ) -> RunPlan:
-    """Validate everything about a run before it exists. `corpus` is a corpus id, a path or sample:NAME."""
+    """Validate everything about a run before it exists. `corpus` (and the optional held-out
+    `valid` and `test` corpora) is a corpus id, a path or sample:NAME."""
     from textgen.models.size import flops_per_token, parameter_count
     from textgen.tokenizers import train_tokenizer
 
@@ -107,23 +110,34 @@ def plan_run(
             f"the training split has {len(loaded.split.train)} examples; training needs at least "
             f"{MIN_TRAIN_EXAMPLES}. Add examples or lower valid_fraction/test_fraction."
         )
-    sides = corpora.side_texts(loaded.corpus)
-    train_indices = loaded.split.train
+    held_out = {}
+    for name, reference in (("valid", valid), ("test", test)):
+        if reference is not None:
+            if probe.is_decoder_only:
+                raise ConfigError(f"--{name} is for source/target pairs; language models use the text's own split.")
+            held_out[name] = resolve_corpus(store, reference, corpus_config)
+            if not corpora.load_registered(store, held_out[name].id).corpus.is_pairs:
+                raise ConfigError(f"the --{name} corpus must hold source/target pairs like the training corpus.")
+    parts = corpora.run_examples(store, record.id, valid_corpus_id=held_out.get("valid") and held_out["valid"].id,
+                                 test_corpus_id=held_out.get("test") and held_out["test"].id)
+    train_examples = parts["train"]
     if probe.is_decoder_only:
         source_tokenizer = None
-        target_tokenizer = train_tokenizer([sides["text"][i] for i in train_indices], tokenizer_config)
+        target_tokenizer = train_tokenizer([e.target for e in train_examples], tokenizer_config)
         source_vocab = 0
     else:
-        source_tokenizer = train_tokenizer([sides["source"][i] for i in train_indices], tokenizer_config)
-        target_tokenizer = train_tokenizer([sides["target"][i] for i in train_indices], tokenizer_config)
+        source_tokenizer = train_tokenizer([e.source for e in train_examples], tokenizer_config)
+        target_tokenizer = train_tokenizer([e.target for e in train_examples], tokenizer_config)
         source_vocab = source_tokenizer.vocab_size
     model_config = preset_config(kind, preset, source_vocab, target_tokenizer.vocab_size)
     model_config = model_config.with_overrides(model_settings, from_text=True)
     if model_config.source_vocab_size != source_vocab or model_config.target_vocab_size != target_tokenizer.vocab_size:
         raise ConfigError("source_vocab_size and target_vocab_size come from the tokenizers; set vocab_size instead.")
-    steps = steps_per_epoch(len(train_indices) if not probe.is_decoder_only else None, loaded, train_config,
+    steps = steps_per_epoch(len(train_examples) if not probe.is_decoder_only else None, loaded, train_config,
                             model_config, target_tokenizer)
-    config = artifacts.RunConfig(record.id, tokenizer_config, model_config, train_config)
+    config = artifacts.RunConfig(record.id, tokenizer_config, model_config, train_config,
+                                 valid_corpus_id=held_out["valid"].id if "valid" in held_out else None,
+                                 test_corpus_id=held_out["test"].id if "test" in held_out else None)
     return RunPlan(
         label=label or f"{kind} on {record.label}",
         config=config,
@@ -131,7 +145,7 @@ def plan_run(
         target_tokenizer=target_tokenizer,
         parameter_count=parameter_count(model_config),
         flops_per_token=flops_per_token(model_config),
-        num_train_examples=len(train_indices),
+        num_train_examples=len(train_examples),
         steps_per_epoch=steps,
     )
 
@@ -235,9 +249,9 @@ def _prepare_data(store: RunStore, run_dir: Path, config: artifacts.RunConfig, s
 
     loaded = corpora.load_registered(store, config.corpus_id)
     model, train = config.model, config.train
-    examples = loaded.corpus.examples
-    valid_indices = list(loaded.split.valid) or list(loaded.split.train[: max(1, len(loaded.split.train) // 10)])
     if model.is_decoder_only:
+        examples = loaded.corpus.examples
+        valid_indices = list(loaded.split.valid) or list(loaded.split.train[-max(1, len(loaded.split.train) // 10):])
         texts = texts_for_split(loaded.corpus, loaded.split)
         train_ids = np.asarray(target_tokenizer.encode(texts["train"]), np.int32)
         valid_text = texts["valid"] or texts["train"][-20_000:]
@@ -256,15 +270,19 @@ def _prepare_data(store: RunStore, run_dir: Path, config: artifacts.RunConfig, s
         return _Data(train_ds, valid_ds, steps, tokens_per_step, prompts[: train.num_probe_samples],
                      rests[: train.num_probe_samples], list(range(min(len(prompts), train.num_probe_samples))), [], [])
 
-    def encode(indices):
+    parts = corpora.run_examples(store, config.corpus_id, valid_corpus_id=config.valid_corpus_id,
+                                 test_corpus_id=config.test_corpus_id)
+    # No validation split (valid_fraction=0): a slice of training stands in, so curves still show.
+    valid_examples = parts["valid"] or parts["train"][-max(1, len(parts["train"]) // 10):]
+
+    def encode(examples):
         return data.encode_pairs(
-            [examples[i].source for i in indices], [examples[i].target for i in indices],
-            source_tokenizer, target_tokenizer,
+            [e.source for e in examples], [e.target for e in examples], source_tokenizer, target_tokenizer,
             max_source_length=model.max_source_length, max_target_length=model.max_target_length,
         )
 
-    encoded_train = encode(loaded.split.train)
-    encoded_valid = encode(valid_indices)
+    encoded_train = encode(parts["train"])
+    encoded_valid = encode(valid_examples)
     boundaries = data.bucket_boundaries_for(encoded_train)
     pad_to_bucket = train.jit_compile  # XLA compiles once per shape: keep shapes few
     train_ds = data.pair_dataset(encoded_train, batch_size=train.batch_size, shuffle=True, seed=train.seed,
@@ -273,12 +291,12 @@ def _prepare_data(store: RunStore, run_dir: Path, config: artifacts.RunConfig, s
                                  bucket_boundaries=boundaries, pad_to_bucket=pad_to_bucket)
     steps = data.pair_num_batches(encoded_train, batch_size=train.batch_size, bucket_boundaries=boundaries)
     target_tokens = sum(len(t) + 1 for t in encoded_train.target_ids)
-    probe = valid_indices[: train.num_probe_samples]
-    scored = valid_indices[: train.eval_bleu_examples]
+    probe = valid_examples[: train.num_probe_samples]
+    scored = valid_examples[: train.eval_bleu_examples]
     return _Data(
         train_ds, valid_ds, steps, target_tokens / max(1, steps),
-        [examples[i].source for i in probe], [examples[i].target for i in probe], list(range(len(probe))),
-        [examples[i].source for i in scored], [examples[i].target for i in scored],
+        [e.source for e in probe], [e.target for e in probe], list(range(len(probe))),
+        [e.source for e in scored], [e.target for e in scored],
     )
 
 
@@ -368,7 +386,8 @@ def train_run(
     if best is not None:
         best_value = best.metrics.get("loss" if train.early_stopping_metric == "valid_loss" else "bleu")
     saver = callbacks.CheckpointSaver(checkpoints, evaluator, control, clock, train.early_stopping_metric,
-                                      train.early_stopping_patience, best_value)
+                                      train.early_stopping_patience, best_value, train.keep_checkpoints,
+                                      train.early_stopping_min_delta)
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(run_dir / artifacts.TENSORBOARD_DIR), update_freq="epoch")
 
     remaining = total_steps - initial_step
