@@ -46,3 +46,38 @@ def run_cli(*args: str, home: Path | None = None, timeout: float = 300, input: b
         [sys.executable, "-m", "textgen", *args],
         cwd=ROOT, env=env, capture_output=True, timeout=timeout, input=input,
     )
+
+
+DEMO_KINDS = ("gru", "bahdanau", "transformer")
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A TEXTGEN_HOME with three tiny finished runs on a small dates corpus (gru, bahdanau,
+    transformer; 2 epochs, an evaluation each). Built once per test session: treat it as read-only,
+    or copy it with `copy_home` before changing anything."""
+    from textgen import evaluation, jobs, samples, training
+    from textgen.decoding import DecodingConfig
+    from textgen.store import RunStore
+
+    base = tmp_path_factory.mktemp("trained")
+    home = base / "home"
+    corpus = base / "dates.tsv"
+    corpus.write_bytes(samples.sample_bytes("dates", size=300, seed=11))
+    with RunStore(home) as store:
+        for kind in DEMO_KINDS:
+            plan = training.plan_run(
+                store, str(corpus), kind, preset="tiny", label=f"{kind} demo",
+                settings={"tokenizer": "char", "epochs": "2", "batch_size": "32", "eval_bleu_examples": "16"})
+            run = jobs.run_job(store, jobs.submit(store, plan, background=False).id)
+            assert run.status == "finished", run.error
+            evaluation.evaluate_run(store, run.id, DecodingConfig(), bootstrap_samples=100)
+    return home
+
+
+def copy_home(source: Path, destination: Path) -> Path:
+    """A private, writable copy of a TEXTGEN_HOME (the SQLite WAL is checkpointed by closing)."""
+    import shutil
+
+    shutil.copytree(source, destination)
+    return destination

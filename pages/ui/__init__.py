@@ -1,22 +1,30 @@
 """Shared UI helpers: the only code besides the page scripts that imports streamlit.
 
 Pages stay thin: widgets in, calls into `textgen`, figures out. What more than one page needs
-(opening the store, showing an error, cached read-only lookups) lives here once.
+lives here once: opening the store, turning user errors into messages, the URL query parameters
+that make a view shareable, run pickers, the bounded cache of loaded models, and safe labels.
 
 Streamlit discovers pages from `pages/*.py` only, so this package (a folder) is never a page.
+Session state holds per-tab choices (ids, indices), never models or data; cached resources are
+never mutated.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+import html
+import threading
+from typing import Iterator, Sequence
 
 import streamlit as st
 
 from textgen.errors import TextgenError
-from textgen.store import RunStore
+from textgen.store import RunRecord, RunStore
+from textgen.text import visible
 
 DEFAULT_SAMPLE = "dates"
+# How often pages that show live training poll the store (st.fragment(run_every=...)).
+POLL_SECONDS = 1.0
 
 
 @contextlib.contextmanager
@@ -31,7 +39,7 @@ def open_store() -> Iterator[RunStore]:
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Show a TextgenError as a message box instead of a traceback; let bugs surface in logs."""
+    """Show a TextgenError (bad input, missing run, bad setting) as a message, not a traceback."""
     try:
         yield
     except TextgenError as error:
@@ -45,3 +53,113 @@ def ensure_default_corpus() -> str:
 
     with open_store() as store:
         return corpora.register_reference(store, f"sample:{DEFAULT_SAMPLE}").id
+
+
+# -- safe labels -------------------------------------------------------------------------------
+
+
+def label(text: str, max_chars: int | None = 80) -> str:
+    """Untrusted text (run labels, corpus lines, tokens) for st.text/st.dataframe/widget options:
+    invisible and bidi characters marked, shortened. Streamlit escapes it as text."""
+    return visible(text, max_chars)
+
+
+def chart_label(text: str, max_chars: int | None = 40) -> str:
+    """Untrusted text for Plotly (axis ticks, legends, hover), which interprets some HTML tags:
+    marked like `label` and then HTML-escaped so `<b>` or `<a href=...>` stay literal text."""
+    return html.escape(visible(text, max_chars), quote=True)
+
+
+def run_title(run: RunRecord) -> str:
+    return f"{label(run.label, 50)} · {run.kind} · {run.status} · {run.id}"
+
+
+# -- shareable state in the URL ----------------------------------------------------------------
+
+
+def query_value(key: str, default: str | None = None) -> str | None:
+    value = st.query_params.get(key)
+    return value if value not in (None, "") else default
+
+
+def query_list(key: str) -> list[str]:
+    value = st.query_params.get(key)
+    return [item for item in value.split(",") if item] if value else []
+
+
+def query_int(key: str, default: int, low: int, high: int) -> int:
+    """An integer from the URL, clamped to [low, high]; a crafted value never raises."""
+    try:
+        return min(max(int(st.query_params.get(key, default)), low), high)
+    except (TypeError, ValueError):
+        return default
+
+
+def set_query(**values: str | int | Sequence[str] | None) -> None:
+    """Write the view's state to the URL (None removes a key), so the link reproduces it."""
+    for key, value in values.items():
+        if value is None or value == "" or (isinstance(value, (list, tuple)) and not value):
+            if key in st.query_params:
+                del st.query_params[key]
+            continue
+        text = ",".join(value) if isinstance(value, (list, tuple)) else str(value)
+        if st.query_params.get(key) != text:
+            st.query_params[key] = text
+
+
+def pick_runs(runs: Sequence[RunRecord], *, key: str = "runs", multiple: bool = True,
+              default_count: int = 3, label_text: str = "Runs") -> list[str]:
+    """A run picker whose selection lives in the URL (`?runs=r-...,r-...`).
+
+    Ids in the URL that are not runs are ignored, so a stale or crafted link never fails.
+    """
+    ids = [run.id for run in runs]
+    titles = {run.id: run_title(run) for run in runs}
+    wanted = [run_id for run_id in query_list(key) if run_id in titles]
+    if not wanted:
+        wanted = ids[:default_count] if multiple else ids[:1]
+    if multiple:
+        chosen = st.multiselect(label_text, ids, default=wanted, format_func=titles.__getitem__,
+                                key=f"pick-{key}")
+    else:
+        index = ids.index(wanted[0]) if wanted else 0
+        chosen_one = st.selectbox(label_text, ids, index=index if ids else None,
+                                  format_func=titles.__getitem__, key=f"pick-{key}")
+        chosen = [chosen_one] if chosen_one else []
+    set_query(**{key: chosen})
+    return chosen
+
+
+# -- models for generation ---------------------------------------------------------------------
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
+def _load_trained(home: str, run_id: str, checkpoint_name: str):
+    """At most 4 models in memory per server. The entry is never mutated; its lock serialises
+    generation, so two sessions decoding with one model at once cannot interleave."""
+    from pathlib import Path
+
+    from textgen import artifacts
+    from textgen.fsutil import safe_join
+
+    trained = artifacts.load_trained(safe_join(Path(home), "runs", run_id), checkpoint_name=checkpoint_name)
+    return trained, threading.Lock()
+
+
+@contextlib.contextmanager
+def trained_model(store: RunStore, run_id: str, checkpoint: str = "best"):
+    """Yield a run's TrainedModel (checkpoint "best", "last" or a checkpoint name) under its lock.
+
+    The cache is keyed by the checkpoint's folder name, so a newer best is loaded afresh.
+    """
+    from textgen import artifacts
+    from textgen.errors import StoreError
+
+    checkpoints = artifacts.Checkpoints(store.run_dir(run_id))
+    info = checkpoints.get(checkpoint) if checkpoint in ("best", "last") else None
+    name = info.name if info else checkpoint
+    if name in ("best", "last"):
+        raise StoreError(f"run {run_id} has no checkpoint yet; it is written at the first evaluation.")
+    trained, lock = _load_trained(str(store.home), run_id, name)
+    with lock:
+        yield trained
