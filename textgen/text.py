@@ -65,3 +65,21 @@ def visible(text: str, max_chars: int | None = None) -> str:
 
 def count_invisible(text: str) -> int:
     return len(_INVISIBLE.findall(text))
+
+
+_CHART_PUNCTUATION = frozenset(" _-.,:")
+
+
+def chart_text(text: str, max_chars: int | None = None) -> str:
+    """Untrusted text for a Plotly label (title, ticks, legend, hover): marked like `visible`,
+    then every character but letters, digits, space and _-.,: as a numeric character reference.
+
+    Plotly splits a label into its few tags first and decodes references only in the text
+    between them, so "&#60;b&#62;" shows as "<b>" and never becomes a tag. Unlike html.escape's
+    "&quot;" (which Plotly does not decode), numeric references all display right, and a
+    figure's JSON holds no markup characters at all, only letters and references."""
+
+    def safe(char: str) -> bool:
+        return char.isalnum() if not char.isascii() else (char.isalnum() or char in _CHART_PUNCTUATION)
+
+    return "".join(char if safe(char) else f"&#{ord(char)};" for char in visible(text, max_chars))

@@ -12,7 +12,6 @@ never mutated.
 from __future__ import annotations
 
 import contextlib
-import html
 import threading
 from typing import Iterator, Sequence
 
@@ -20,7 +19,7 @@ import streamlit as st
 
 from textgen.errors import TextgenError
 from textgen.store import RunRecord, RunStore
-from textgen.text import visible
+from textgen.text import chart_text, visible
 
 DEFAULT_SAMPLE = "dates"
 # How often pages that show live training poll the store (st.fragment(run_every=...)).
@@ -66,8 +65,9 @@ def label(text: str, max_chars: int | None = 80) -> str:
 
 def chart_label(text: str, max_chars: int | None = 40) -> str:
     """Untrusted text for Plotly (axis ticks, legends, hover), which interprets some HTML tags:
-    marked like `label` and then HTML-escaped so `<b>` or `<a href=...>` stay literal text."""
-    return html.escape(visible(text, max_chars), quote=True)
+    marked like `label`, then markup characters as numeric references (`textgen.text.chart_text`),
+    so `<b>` or `<a href=...>` show as literal text."""
+    return chart_text(text, max_chars)
 
 
 def run_title(run: RunRecord) -> str:
