@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from pages import ui
-from textgen import samples
+from textgen import demo, samples
 from textgen.text import visible
 
 st.set_page_config(page_title="TextGen Lab", page_icon=":material/science:", layout="wide")
@@ -58,7 +58,21 @@ with ui.user_errors():
             "`python -m textgen train --corpus sample:dates --model gru`.",
             icon=":material/model_training:",
         )
-    else:
+        st.write(
+            "First time here? Train three small demo models on the dates corpus: a GRU "
+            "encoder-decoder without attention, one with Bahdanau attention, and a Transformer. "
+            "They train one after the other in the background and finish in about 3 minutes on "
+            "two cores; then every page has something to show."
+        )
+        if st.button("Train three demo models", type="primary", icon=":material/rocket_launch:", key="home-demo"):
+            with ui.open_store() as store:
+                started = demo.start_demo(store)
+                runs = store.list_runs()
+            st.success(
+                f"Started {len(started)} demo runs ({', '.join(started)}). Follow them on the Train page.",
+                icon=":material/check_circle:",
+            )
+    if runs:
         st.dataframe(
             pd.DataFrame(
                 [

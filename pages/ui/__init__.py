@@ -12,6 +12,7 @@ never mutated.
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from typing import Iterator, Sequence
 
@@ -36,21 +37,54 @@ def open_store() -> Iterator[RunStore]:
         store.close()
 
 
+_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def message(text: str, max_chars: int = 2000) -> str:
+    """Untrusted text for a Markdown body (st.error, st.warning, st.info, st.success): literal.
+
+    Those elements render Markdown, so a message quoting a corpus line, an upload's name or a run
+    label could become a link or an image. Invisible characters are marked and every ASCII
+    punctuation character is backslash-escaped (CommonMark's escapes), so the text shows as is.
+    """
+    lines = [visible(line) for line in str(text)[:max_chars].split("\n")]
+    return "  \n".join(_MARKDOWN_PUNCTUATION.sub(r"\\\1", line) for line in lines)
+
+
+def error(text: str) -> None:
+    st.error(message(text), icon=":material/error:")
+
+
+def warning(text: str) -> None:
+    st.warning(message(text), icon=":material/warning:")
+
+
+def success(text: str) -> None:
+    st.success(message(text), icon=":material/check_circle:")
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Show a TextgenError (bad input, missing run, bad setting) as a message, not a traceback."""
     try:
         yield
-    except TextgenError as error:
-        st.error(str(error), icon=":material/error:")
+    except TextgenError as problem:
+        error(str(problem))
+
+
+def ensure_default_corpus() -> str:
+    """Register the default sample corpus in this TEXTGEN_HOME; returns its id (a str)."""
+    from textgen.store import default_home
+
+    return _ensure_default_corpus(str(default_home()))
 
 
 @st.cache_resource(show_spinner="Preparing the built-in sample corpus…")
-def ensure_default_corpus() -> str:
-    """Register the default sample corpus once per server process; returns its id (a str)."""
+def _ensure_default_corpus(home: str) -> str:
+    """Once per server process and store: registering is idempotent but builds a report."""
     from textgen import corpora
 
-    with open_store() as store:
+    with RunStore(home) as store:
         return corpora.register_reference(store, f"sample:{DEFAULT_SAMPLE}").id
 
 

@@ -1,0 +1,263 @@
+"""Corpus page: upload a file or pick a built-in sample, check it, save it; the saved corpora.
+
+"Check" reads, validates and splits the corpus in memory and shows the report (counts, warnings,
+rejected lines, length histograms, vocabulary and tokenizer OOV, a preview, the split) without
+saving anything. "Save corpus" registers it in the store (`corpora.register`), which validates
+again and writes nothing for an unusable file. The uploaded file's name is a label only, never
+a path; corpus text is shown through `ui.label` (tables) and `forms.message` (message boxes).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from pages import ui
+from pages.ui import forms
+from textgen import corpora, estimates, samples
+from textgen.config import FORMATS, TOKENIZER_KINDS, CorpusConfig, TokenizerConfig
+from textgen.errors import TextgenError
+
+st.set_page_config(page_title="Corpus · TextGen Lab", page_icon=":material/description:", layout="wide")
+
+UPLOAD, SAMPLE = "Upload a file", "Built-in sample"
+FIELD_FORMATS = ("csv", "jsonl")
+
+
+@st.cache_data(max_entries=8, show_spinner="Checking the corpus…")
+def check_corpus(digest: str, config_json: str, tokenizer_json: str, _data: bytes) -> estimates.CorpusCheck:
+    """The report of some bytes under a config, cached by the bytes' sha256 and the configs (the
+    bytes themselves are not hashed again nor kept in session state)."""
+    return estimates.check_corpus(_data, CorpusConfig.from_json(config_json), TokenizerConfig.from_json(tokenizer_json))
+
+
+@st.cache_data(max_entries=2, show_spinner="Generating the sample…")
+def sample_bytes(name: str, size: int, seed: int) -> bytes:
+    return samples.sample_bytes(name, size=size, seed=seed)
+
+
+def show_report(check: estimates.CorpusCheck) -> None:
+    report = check.report
+    pairs = check.is_pairs
+    st.subheader("Report")
+    columns = st.columns(6)
+    columns[0].metric("Format", report["format"])
+    columns[1].metric("Encoding", report["encoding"])
+    columns[2].metric("Examples" if pairs else "Lines", f"{report['num_examples']:,}")
+    columns[3].metric("Rejected lines", f"{report['num_rejected']:,}")
+    columns[4].metric("Duplicates", f"{report['num_duplicates']:,}")
+    columns[5].metric("Size", f"{report['num_bytes'] / 1024:,.1f} KB")
+    if pairs and report["source_field"] is not None:
+        st.text(f"Source: {ui.label(str(report['source_field']), 40)} · target: "
+                f"{ui.label(str(report['target_field']), 40)}")
+    for note in report["notes"]:
+        st.text(ui.label(note, 300))
+    for text in report["warnings"]:
+        forms.warning(text)
+    if not report["warnings"]:
+        st.success("No problems found.", icon=":material/check_circle:")
+
+    if report["rejected"]:
+        st.markdown("**Rejected lines** (left out of the corpus)")
+        st.dataframe(
+            pd.DataFrame([{"line": r["line"], "reason": ui.label(r["reason"], 300)} for r in report["rejected"]]),
+            hide_index=True, width="stretch", height=min(400, 38 + 35 * len(report["rejected"])),
+        )
+        if report["num_rejected"] > len(report["rejected"]):
+            st.caption(f"The first {len(report['rejected']):,} of {report['num_rejected']:,} are listed.")
+
+    st.markdown("**Lengths**")
+    unit = st.radio("Length in", ("words", "characters"), horizontal=True, key="corpus-length-unit")
+    sides = [("Source", report["source_length"]), ("Target", report["target_length"])] if pairs else [
+        ("Line", report["target_length"])]
+    for column, (side, lengths) in zip(st.columns(len(sides)), sides):
+        summary = lengths[unit]
+        bins = estimates.histogram_bins(summary)
+        figure = go.Figure(go.Bar(x=[b["bin"] for b in bins], y=[b["count"] for b in bins],
+                                  hovertemplate=f"%{{x}} {unit}: %{{y}}<extra></extra>"))
+        figure.update_layout(title=f"{side} length ({unit})", xaxis_title=unit, yaxis_title="examples",
+                             height=300, margin=dict(l=10, r=10, t=40, b=10), bargap=0.05)
+        figure.update_xaxes(type="category")
+        column.plotly_chart(figure, width="stretch", key=f"corpus-hist-{side}-{unit}")
+        column.caption(f"min {summary['min']} · median {summary['median']:g} · mean {summary['mean']:g} · "
+                       f"95th percentile {summary['p95']:g} · max {summary['max']}")
+
+    st.markdown("**Vocabulary**")
+    vocabulary = report["vocabulary_size"]
+    tokenizer = check.tokenizer
+    if pairs:
+        columns = st.columns(3)
+        columns[0].metric("Source words", f"{vocabulary['source']:,}")
+        columns[1].metric("Target words", f"{vocabulary['target']:,}")
+        columns[2].metric("Combined", f"{vocabulary['combined']:,}")
+    else:
+        columns = st.columns(3)
+        columns[0].metric("Distinct words", f"{vocabulary['target']:,}")
+        columns[1].metric("Characters", f"{report['num_characters'] or 0:,}")
+        columns[2].metric("Distinct characters", f"{report['num_distinct_characters'] or 0:,}")
+    st.dataframe(
+        pd.DataFrame([
+            {"side": side, "vocabulary": tokenizer[side]["vocabulary_size"],
+             "OOV valid %": round(100 * tokenizer[side]["oov_rate_valid"], 3),
+             "OOV test %": round(100 * tokenizer[side]["oov_rate_test"], 3)}
+            for side in ("source", "target", "text") if side in tokenizer
+        ]),
+        hide_index=True,
+    )
+    st.caption(f"A {tokenizer['kind']} tokenizer (at most {tokenizer['vocab_size_cap']:,} tokens) trained on "
+               "the training split; OOV is the share of validation/test tokens it maps to <unk>.")
+
+    st.markdown(f"**Preview** (first {len(check.preview)} examples, invisible characters marked)")
+    st.dataframe(
+        pd.DataFrame([
+            {"line": row["line"], **({"source": ui.label(row["source"], 200)} if pairs else {}),
+             ("target" if pairs else "text"): ui.label(row["target"], 200)}
+            for row in check.preview
+        ]),
+        hide_index=True, width="stretch",
+    )
+
+    split = report["split"]
+    if split:
+        st.markdown("**Split**")
+        columns = st.columns(5)
+        columns[0].metric("Train", f"{split['train']:,}")
+        columns[1].metric("Validation", f"{split['valid']:,}")
+        columns[2].metric("Test", f"{split['test']:,}")
+        what = "sources" if pairs else "lines"
+        columns[3].metric(f"Valid {what} in train", f"{split['valid_sources_in_train']:,}")
+        columns[4].metric(f"Test {what} in train", f"{split['test_sources_in_train']:,}")
+        st.caption(f"Split seed {split['seed']}: the same file, settings and seed always give the same split.")
+
+
+def corpus_config(format_: str, source_field: str, target_field: str) -> CorpusConfig:
+    """The reading settings from the widgets (ConfigError says which one is out of range)."""
+    return CorpusConfig(
+        format=format_,
+        source_field=source_field.strip() or None,
+        target_field=target_field.strip() or None,
+        valid_fraction=float(st.session_state["corpus-valid"]),
+        test_fraction=float(st.session_state["corpus-test"]),
+        split_seed=int(st.session_state["corpus-seed"]),
+        deduplicate=bool(st.session_state["corpus-dedupe"]),
+    )
+
+
+st.title("Corpus")
+st.write("Upload a corpus or pick a built-in one, check what is in it, and save it for training. "
+         "Pairs (TSV, CSV, JSONL) train seq2seq models; plain text trains language models.")
+
+with ui.user_errors():
+    ui.ensure_default_corpus()
+    upload_cap_mb = int(st.get_option("server.maxUploadSize"))
+    max_bytes = min(CorpusConfig().max_bytes, upload_cap_mb * 1024 * 1024)
+
+    source = st.radio("Source", (UPLOAD, SAMPLE), horizontal=True, key="corpus-source")
+    data: bytes | None = None
+    origin, corpus_label = "upload", ""
+    format_, source_field, target_field = "auto", "", ""
+    if source == UPLOAD:
+        uploaded = st.file_uploader(
+            f"Corpus file: UTF-8 text, TSV, CSV or JSONL, at most {max_bytes // 2**20} MB",
+            key="corpus-upload",
+            help="The format is detected from the content; the file name is only a label.",
+        )
+        columns = st.columns(3)
+        format_ = columns[0].selectbox("Format", FORMATS, key="corpus-format",
+                                       help="auto detects it from the content.")
+        if format_ in FIELD_FORMATS:
+            source_field = columns[1].text_input(
+                "Source column" if format_ == "csv" else "Source key", key="corpus-source-field",
+                help="Empty picks an obvious one (source, input, question, ...).")
+            target_field = columns[2].text_input(
+                "Target column" if format_ == "csv" else "Target key", key="corpus-target-field",
+                help="Empty picks an obvious one (target, output, answer, ...).")
+        if uploaded is not None:
+            corpus_label = ui.label(uploaded.name)
+            st.text(f"File: {corpus_label} ({uploaded.size:,} bytes)")
+            if uploaded.size > max_bytes:
+                forms.error(f"the file is {uploaded.size / 2**20:.1f} MB, over the {max_bytes // 2**20} MB cap; "
+                            "split it into smaller files, or train from the command line.")
+            else:
+                data = uploaded.getvalue()
+    else:
+        columns = st.columns(3)
+        name = columns[0].selectbox("Sample", samples.sample_names(), key="corpus-sample")
+        spec = samples.SAMPLES[name]
+        low, high = samples.PAIRS_SIZE_RANGE if spec.kind == "pairs" else samples.TEXT_SIZE_RANGE
+        size = int(columns[1].number_input(
+            "Examples" if spec.kind == "pairs" else "Stories", min_value=low, max_value=high,
+            value=spec.default_size, step=100 if spec.kind == "pairs" else 10, key=f"corpus-sample-size-{name}"))
+        seed = int(columns[2].number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1,
+                                           key="corpus-sample-seed"))
+        st.caption(spec.description)
+        origin = f"sample:{name}"
+        corpus_label = f"{name} ({size:,} {'examples' if spec.kind == 'pairs' else 'stories'}, seed {seed})"
+        data = sample_bytes(name, size, seed)
+
+    defaults = CorpusConfig()
+    columns = st.columns(4)
+    columns[0].number_input("Validation fraction", min_value=0.0, max_value=0.5, value=defaults.valid_fraction,
+                            step=0.05, key="corpus-valid")
+    columns[1].number_input("Test fraction", min_value=0.0, max_value=0.5, value=defaults.test_fraction,
+                            step=0.05, key="corpus-test")
+    columns[2].number_input("Split seed", min_value=0, max_value=2**31 - 1, value=defaults.split_seed, step=1,
+                            key="corpus-seed")
+    columns[3].checkbox("Remove duplicates", value=defaults.deduplicate, key="corpus-dedupe",
+                        help="Drop examples that repeat an earlier (source, target) exactly.")
+    with st.expander("Tokenizer for the OOV figures"):
+        columns = st.columns(2)
+        tokenizer_kind = columns[0].selectbox("Tokenizer", TOKENIZER_KINDS, index=TOKENIZER_KINDS.index("word"),
+                                              key="corpus-tokenizer")
+        vocab_size = int(columns[1].number_input("Vocabulary size", min_value=8, max_value=1_000_000,
+                                                 value=TokenizerConfig().vocab_size, step=1000,
+                                                 key="corpus-vocab"))
+
+    columns = st.columns([1, 1, 4])
+    check_clicked = columns[0].button("Check", icon=":material/fact_check:", disabled=data is None,
+                                      key="corpus-check")
+    save_clicked = columns[1].button("Save corpus", type="primary", icon=":material/save:",
+                                     disabled=data is None, key="corpus-save")
+    if check_clicked or save_clicked:
+        st.session_state["corpus-show-report"] = True
+
+    if data is not None:
+        try:
+            config = corpus_config(format_, source_field, target_field)
+            tokenizer = TokenizerConfig(kind=tokenizer_kind, vocab_size=vocab_size)
+            if save_clicked:
+                with ui.open_store() as store:
+                    record = corpora.register(store, data, config.with_overrides({"max_bytes": max_bytes}),
+                                              origin=origin, label=corpus_label)
+                forms.success(f"Saved corpus {record.id} ({record.num_examples:,} examples) as "
+                              f"{record.label!r}. Train on it from the Train page.")
+            if st.session_state.get("corpus-show-report"):
+                digest = hashlib.sha256(data).hexdigest()
+                check = check_corpus(digest, config.with_overrides({"max_bytes": max_bytes}).to_json(),
+                                     tokenizer.to_json(), data)
+                show_report(check)
+        except TextgenError as problem:
+            forms.error(str(problem))
+            st.caption("Nothing was saved. Fix the file or the settings above and check again.")
+    del data  # the bytes stay with the uploader widget only
+
+    st.subheader("Saved corpora")
+    with ui.open_store() as store:
+        saved = store.list_corpora()
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {"id": c.id, "label": ui.label(c.label, 60), "origin": c.origin, "format": c.format,
+                 "examples": c.num_examples,
+                 "created": datetime.datetime.fromtimestamp(c.created_at).strftime("%Y-%m-%d %H:%M")}
+                for c in saved
+            ],
+            columns=["id", "label", "origin", "format", "examples", "created"],
+        ),
+        hide_index=True,
+        width="stretch",
+    )

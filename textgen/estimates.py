@@ -1,0 +1,293 @@
+"""What a corpus or a run will be before it is saved or started, and how far a running job is.
+
+The app's Corpus and Train pages show these figures; the functions take and return plain data
+(dicts, lists, dataclasses of numbers and strings) so the pages stay thin and the figures can be
+tested and used from Python.
+
+Training time is estimated from the model's FLOPs per target token (`textgen.models.size`):
+
+    seconds ≈ START_UP_SECONDS + epochs × tokens per epoch × TRAINING_FLOPS_FACTOR × FLOPs/token
+                                 ÷ (FLOP/s actually reached)
+
+The achieved FLOP rate comes, when possible, from finished runs of the same model family in the
+store (their logged tokens per second times their own FLOPs per token: the rate this machine
+really reached, evaluations included); otherwise from `REFERENCE_CPU_FLOPS`, measured on the
+2-core reference machine. Small models reach a small share of a CPU's peak (per-step overhead
+dominates), so the reference figure is pessimistic for large models; a measured run of the same
+family is much closer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+import time
+from typing import Any
+
+from textgen import corpora
+from textgen.config import CorpusConfig, TokenizerConfig
+from textgen.models.config import ModelConfig
+from textgen.store import ACTIVE_STATUSES, RunRecord, RunStore
+
+# A training step costs about 3 forward passes (forward + backward, whose cost is about twice the
+# forward's); the model's FLOPs per token count one forward pass.
+TRAINING_FLOPS_FACTOR = 3
+# Effective training FLOP/s (TRAINING_FLOPS_FACTOR x forward FLOPs/token x tokens/s) measured on the
+# 2-core reference machine with the tiny presets on sample:dates (character tokens, batch 64),
+# evaluations included: gru 3.1e9, bahdanau 3.1e9, transformer 5.2e9. The lower figure is used.
+REFERENCE_CPU_FLOPS = 3.0e9
+# Process start, TensorFlow import, data preparation and the first trace of the training step,
+# measured at 10-20 s per run on the reference machine.
+START_UP_SECONDS = 15.0
+# Examples whose tokens are counted to estimate the tokens of an epoch (the rest is extrapolated).
+TOKEN_SAMPLE_EXAMPLES = 2000
+# Finished runs of the same family whose throughput is used (the most recent ones).
+MEASURED_RUNS = 5
+# Examples shown in a corpus check's preview table.
+PREVIEW_ROWS = 50
+
+
+# -- corpus check ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class CorpusCheck:
+    """A corpus read, validated and split in memory, nothing saved: what "Check" shows."""
+
+    report: dict[str, Any]  # CorpusReport.to_dict()
+    tokenizer: dict[str, Any]  # corpora.tokenizer_summary(...)
+    preview: list[dict[str, Any]]  # the first PREVIEW_ROWS examples: line, source, target (raw text)
+    is_pairs: bool
+
+
+def check_corpus(data: bytes, config: CorpusConfig, tokenizer: TokenizerConfig | None = None, *,
+                 preview_rows: int = PREVIEW_ROWS) -> CorpusCheck:
+    """Read `data` as `corpora.register` would, without registering it.
+
+    Raises CorpusError (unusable file) or ConfigError (bad reading settings) with what to do.
+    The preview holds the raw text: escape it for display (it is untrusted).
+    """
+    loaded = corpora.load_bytes(data, config, origin="upload", label="")
+    summary = corpora.tokenizer_summary(loaded, tokenizer or TokenizerConfig())
+    preview = [{"line": e.line, "source": e.source, "target": e.target}
+               for e in loaded.corpus.examples[:preview_rows]]
+    return CorpusCheck(loaded.report.to_dict(), summary, preview, loaded.corpus.is_pairs)
+
+
+def histogram_bins(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """A report length summary's histogram as rows {"bin": "3-4", "low": 3, "high": 4, "count": n}.
+
+    The report's bin k counts integer lengths in [edges[k], edges[k+1]); `high` is inclusive, so
+    a bin of width 1 reads "7" rather than "7-8".
+    """
+    histogram = summary.get("histogram") or {}
+    edges, counts = list(histogram.get("edges", [])), list(histogram.get("counts", []))
+    if len(edges) != len(counts) + 1:
+        raise ValueError(f"a histogram needs one more edge than counts, got {len(edges)} edges "
+                         f"and {len(counts)} counts.")
+    rows = []
+    for low, high, count in zip(edges, edges[1:], counts):
+        last = high - 1
+        rows.append({"bin": str(low) if last <= low else f"{low}-{last}", "low": low, "high": last,
+                     "count": int(count)})
+    return rows
+
+
+# -- training time --------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TimeEstimate:
+    """How long a planned run should train, and what the figure rests on."""
+
+    tokens_per_epoch: int
+    steps_per_epoch: int
+    total_steps: int
+    training_flops: float  # all epochs, TRAINING_FLOPS_FACTOR included
+    flops_per_second: float  # the rate assumed
+    tokens_per_second: float
+    seconds: float  # start-up included; capped by the time budget
+    source: str  # "measured" or "reference"
+    measured_runs: tuple[str, ...]  # the runs the rate comes from (source "measured")
+    limited_by_budget: bool  # the time budget (minutes) ends training before the last epoch
+
+    @property
+    def basis(self) -> str:
+        """One sentence saying where the figure comes from, for the UI."""
+        if self.source == "measured":
+            count = len(self.measured_runs)
+            return (f"From {count} finished run{'s' if count != 1 else ''} of this family in the store "
+                    f"({self.flops_per_second / 1e9:.1f} GFLOP/s reached, scaled by this model's FLOPs per token).")
+        return (f"From the reference CPU figure ({REFERENCE_CPU_FLOPS / 1e9:.0f} GFLOP/s, measured on a 2-core "
+                "machine); no finished run of this family to measure from yet. Pessimistic for large models.")
+
+
+def tokens_per_epoch(store: RunStore, plan: Any, *, sample: int = TOKEN_SAMPLE_EXAMPLES) -> int:
+    """Target tokens the model predicts in one pass over the training split of a RunPlan.
+
+    Seq2seq: each target's tokens (up to max_target_length - 1) plus </s>, counted on up to
+    `sample` evenly spaced examples and extrapolated. Language models: every token of the
+    training text.
+    """
+    config = plan.config
+    model: ModelConfig = config.model
+    tokenizer = plan.target_tokenizer
+    if model.is_decoder_only:
+        from textgen.corpus import texts_for_split
+
+        loaded = corpora.load_registered(store, config.corpus_id)
+        return len(tokenizer.encode(texts_for_split(loaded.corpus, loaded.split)["train"]))
+    train = corpora.run_examples(store, config.corpus_id, valid_corpus_id=config.valid_corpus_id,
+                                 test_corpus_id=config.test_corpus_id)["train"]
+    if not train:
+        return 0
+    stride = max(1, len(train) // sample)
+    picked = train[::stride][:sample]
+    cap = model.max_target_length - 1
+    counted = sum(min(len(ids), cap) + 1 for ids in tokenizer.encode_batch([e.target for e in picked]))
+    return round(counted * len(train) / len(picked))
+
+
+def measured_flops_rate(store: RunStore, kind: str, *, limit: int = MEASURED_RUNS) -> tuple[float, list[str]] | None:
+    """Median training FLOP/s reached by the most recent finished runs of `kind`, and their ids.
+
+    None when no finished run of that family logged its throughput.
+    """
+    rates, ids = [], []
+    for run in store.list_runs(statuses=("finished",)):
+        if run.kind != kind:
+            continue
+        speed = store.latest_metrics(run.id).get("train/tokens_per_second")
+        model = (run.config or {}).get("model")
+        if not speed or speed <= 0 or not isinstance(model, dict):
+            continue
+        try:
+            from textgen.models.size import flops_per_token
+
+            flops = flops_per_token(ModelConfig.from_dict(model))
+        except (ValueError, TypeError):
+            continue  # a config from another version: skip it
+        rates.append(TRAINING_FLOPS_FACTOR * flops * speed)
+        ids.append(run.id)
+        if len(rates) >= limit:
+            break
+    if not rates:
+        return None
+    return statistics.median(rates), ids
+
+
+def estimate_training_time(plan: Any, tokens: int, measured: tuple[float, list[str]] | None) -> TimeEstimate:
+    """The training time of a RunPlan whose epoch has `tokens` target tokens.
+
+    `measured` is `measured_flops_rate(...)` for the plan's family, or None for the reference rate.
+    """
+    train = plan.config.train
+    rate, runs = measured if measured else (REFERENCE_CPU_FLOPS, [])
+    training_flops = float(TRAINING_FLOPS_FACTOR) * plan.flops_per_token * tokens * train.epochs
+    speed = rate / (TRAINING_FLOPS_FACTOR * max(1, plan.flops_per_token))
+    seconds = training_flops / rate
+    limited = bool(train.minutes) and seconds > train.minutes * 60
+    if limited:
+        seconds = train.minutes * 60
+    return TimeEstimate(
+        tokens_per_epoch=tokens,
+        steps_per_epoch=plan.steps_per_epoch,
+        total_steps=plan.steps_per_epoch * train.epochs,
+        training_flops=training_flops,
+        flops_per_second=rate,
+        tokens_per_second=speed,
+        seconds=START_UP_SECONDS + seconds,
+        source="measured" if measured else "reference",
+        measured_runs=tuple(runs),
+        limited_by_budget=limited,
+    )
+
+
+def format_duration(seconds: float | None) -> str:
+    """"45 s", "3 min 20 s", "2 h 05 min"; "unknown" for None or a non-finite value."""
+    if seconds is None or not math.isfinite(seconds):
+        return "unknown"
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes:02d} min"
+    return f"{hours // 24} d {hours % 24:02d} h"
+
+
+def format_count(value: float) -> str:
+    """1234 -> "1.23 k", 2.5e9 -> "2.50 G": parameter counts and FLOPs at a glance."""
+    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f} {suffix}"
+    return f"{value:g}"
+
+
+# -- job progress ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class RunProgress:
+    """Where a run stands: for the job list's progress bar and figures."""
+
+    step: int
+    epoch: float
+    planned_epochs: int
+    planned_steps: int | None  # None until the first logged step tells the steps per epoch
+    fraction: float  # 0..1, for the progress bar
+    eta_seconds: float | None  # only while active
+    tokens_per_second: float | None
+    train_loss: float | None
+    valid_loss: float | None
+    valid_bleu: float | None
+    time_budget_minutes: float
+
+    @property
+    def summary(self) -> str:
+        """One line of figures ("epoch 2.0 of 10 · step 80 of 400 · 3,200 tok/s · ETA 1 min 05 s")."""
+        parts = [f"epoch {self.epoch:.1f} of {self.planned_epochs}"]
+        parts.append(f"step {self.step:,} of {self.planned_steps:,}" if self.planned_steps else f"step {self.step:,}")
+        if self.tokens_per_second:
+            parts.append(f"{self.tokens_per_second:,.0f} tok/s")
+        if self.eta_seconds is not None:
+            parts.append(f"ETA {format_duration(self.eta_seconds)}")
+        if self.time_budget_minutes:
+            parts.append(f"budget {self.time_budget_minutes:g} min")
+        return " · ".join(parts)
+
+
+def run_progress(store: RunStore, run: RunRecord, *, now: float | None = None) -> RunProgress:
+    """Progress of a run from its config and its logged metrics (steps, ETA, tokens/s).
+
+    The bar is the share of planned epochs done; with a time budget, the share of the budget
+    spent if larger (the budget ends training first). A finished run is full: it ended by
+    design (last epoch, early stopping or the time budget).
+    """
+    now = time.time() if now is None else now
+    train = (run.config or {}).get("train") or {}
+    planned_epochs = int(train.get("epochs", 0) or 0)
+    minutes = float(train.get("minutes", 0.0) or 0.0)
+    rows = store.get_metrics([run.id], names=["loss"])
+    step = rows[-1].step if rows else 0
+    epoch = float(rows[-1].epoch or 0.0) if rows else 0.0
+    planned_steps = round(planned_epochs * step / epoch) if epoch > 0 else None
+    latest = store.latest_metrics(run.id)
+    active = run.status in ACTIVE_STATUSES
+    fraction = min(1.0, epoch / planned_epochs) if planned_epochs else 0.0
+    if active and minutes and run.status == "running" and run.started_at:
+        fraction = max(fraction, min(1.0, (now - run.started_at) / (minutes * 60)))
+    if run.status == "finished":
+        fraction = 1.0
+    eta = latest.get("train/eta_seconds") if run.status == "running" else None
+    return RunProgress(
+        step=step, epoch=epoch, planned_epochs=planned_epochs, planned_steps=planned_steps,
+        fraction=max(0.0, fraction), eta_seconds=eta,
+        tokens_per_second=latest.get("train/tokens_per_second"),
+        train_loss=latest.get("train/loss"), valid_loss=latest.get("valid/loss"),
+        valid_bleu=latest.get("valid/bleu"), time_budget_minutes=minutes,
+    )
