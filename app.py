@@ -11,7 +11,7 @@ from pages import ui
 from textgen import demo, samples
 from textgen.text import visible
 
-st.set_page_config(page_title="TextGen Lab", page_icon=":material/science:", layout="wide")
+st.set_page_config(page_title="TextGen Lab", page_icon="🧪", layout="wide")
 
 st.title("TextGen Lab")
 st.write(

@@ -22,7 +22,7 @@ from textgen import corpora, estimates, samples
 from textgen.config import FORMATS, TOKENIZER_KINDS, CorpusConfig, TokenizerConfig
 from textgen.errors import TextgenError
 
-st.set_page_config(page_title="Corpus · TextGen Lab", page_icon=":material/description:", layout="wide")
+st.set_page_config(page_title="Corpus · TextGen Lab", page_icon="📄", layout="wide")
 
 UPLOAD, SAMPLE = "Upload a file", "Built-in sample"
 FIELD_FORMATS = ("csv", "jsonl")

@@ -42,7 +42,7 @@ from textgen.models.config import (
 )
 from textgen.store import ACTIVE_STATUSES, RunStore
 
-st.set_page_config(page_title="Train · TextGen Lab", page_icon=":material/model_training:", layout="wide")
+st.set_page_config(page_title="Train · TextGen Lab", page_icon="🏋️", layout="wide")
 
 SEQ2SEQ_KINDS = tuple(kind for kind in MODEL_KINDS if kind not in DECODER_ONLY_KINDS)
 CHOICES: dict[str, tuple[str, ...]] = {

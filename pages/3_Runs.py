@@ -18,7 +18,7 @@ from textgen import bundle, curves, jobs
 from textgen.errors import TextgenError
 from textgen.store import ACTIVE_STATUSES, RunStore
 
-st.set_page_config(page_title="Runs · TextGen Lab", page_icon=":material/monitoring:", layout="wide")
+st.set_page_config(page_title="Runs · TextGen Lab", page_icon="📈", layout="wide")
 
 FLASH_KEY = "runs-flash"
 # Points per line sent to the browser each tick (a long run logs one training loss per second).

@@ -18,7 +18,7 @@ from textgen.comparison import METRIC_TITLES, METRICS
 from textgen.decoding import STRATEGIES, DecodingConfig
 from textgen.store import RunStore
 
-st.set_page_config(page_title="Compare · TextGen Lab", page_icon=":material/compare:", layout="wide")
+st.set_page_config(page_title="Compare · TextGen Lab", page_icon="⚖️", layout="wide")
 
 INPUT_KINDS = {"test": "Test split of the runs' corpus", "typed": "Typed inputs"}
 # Typed inputs (also read from the URL) are cut to this many characters in all.

@@ -16,7 +16,7 @@ from textgen import attention_views, comparison
 from textgen.decoding import DecodingConfig
 from textgen.store import RunStore
 
-st.set_page_config(page_title="Attention · TextGen Lab", page_icon=":material/grid_on:", layout="wide")
+st.set_page_config(page_title="Attention · TextGen Lab", page_icon="🔥", layout="wide")
 
 # Typed inputs and references (also read from the URL) are cut to this length.
 MAX_INPUT_CHARS = 300

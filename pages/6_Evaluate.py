@@ -20,7 +20,7 @@ from textgen.decoding import DecodingConfig
 from textgen.errors import TextgenError
 from textgen.store import RunStore
 
-st.set_page_config(page_title="Evaluate · TextGen Lab", page_icon=":material/leaderboard:", layout="wide")
+st.set_page_config(page_title="Evaluate · TextGen Lab", page_icon="🏆", layout="wide")
 
 SIGNIFICANCE_METHODS = {"bs": "paired bootstrap resampling", "ar": "approximate randomisation"}
 SIGNIFICANCE_SAMPLES = (200, 1000, 5000)

@@ -10,7 +10,7 @@ import streamlit as st
 from pages import ui
 from textgen import jobs, report
 
-st.set_page_config(page_title="Report · TextGen Lab", page_icon=":material/summarize:", layout="wide")
+st.set_page_config(page_title="Report · TextGen Lab", page_icon="📦", layout="wide")
 
 st.title("Report")
 st.write(
