@@ -259,6 +259,9 @@ def delete(store: RunStore, run_id: str, timeout: float = 30) -> None:
         request_stop(store, run_id)
         run = wait_until_inactive(store, run_id, timeout)
         if run.status in ACTIVE_STATUSES and run.pid and process_alive(run.pid, run.pid_started):
-            os.killpg(run.pid, signal.SIGKILL)
+            try:
+                os.killpg(run.pid, signal.SIGKILL)  # a job leads its own session and group
+            except OSError:
+                os.kill(run.pid, signal.SIGKILL)  # a foreground `textgen train` does not
             wait_until_inactive(store, run_id, 10)
     store.delete_run(run_id)
