@@ -127,8 +127,7 @@ def show_plan(plan: Any, estimate: estimates.TimeEstimate) -> None:
 def job_list() -> None:
     """The runs, newest first, with progress and controls; polls the store."""
     with ui.user_errors(), ui.open_store() as store:
-        jobs.reconcile(store)
-        runs = store.list_runs()
+        runs = ui.list_runs(store)
         if not runs:
             st.info("No runs yet. Start one above.", icon=":material/model_training:")
             return

@@ -137,8 +137,7 @@ if flash:
 
 with ui.user_errors():
     with ui.open_store() as store:
-        jobs.reconcile(store)
-        runs = store.list_runs()
+        runs = ui.list_runs(store)
         home = str(store.home)
 
     if not runs:

@@ -15,7 +15,7 @@ import streamlit as st
 
 from pages import ui
 from pages.ui import charts
-from textgen import evaluation, jobs, leaderboard
+from textgen import evaluation, leaderboard
 from textgen.decoding import DecodingConfig
 from textgen.errors import TextgenError
 from textgen.store import RunStore
@@ -80,8 +80,7 @@ st.caption(
 
 with ui.user_errors():
     with ui.open_store() as store:
-        jobs.reconcile(store)
-        runs = store.list_runs()
+        runs = ui.list_runs(store)
         home = str(store.home)
 
     if not runs:

@@ -8,7 +8,7 @@ any browser. The run selection and the number of examples live in the URL (`?run
 import streamlit as st
 
 from pages import ui
-from textgen import jobs, report
+from textgen import report
 
 st.set_page_config(page_title="Report · TextGen Lab", page_icon="📦", layout="wide")
 
@@ -22,8 +22,7 @@ st.write(
 
 with ui.user_errors():
     with ui.open_store() as store:
-        jobs.reconcile(store)
-        runs = store.list_runs()
+        runs = ui.list_runs(store)
 
     if not runs:
         st.info(

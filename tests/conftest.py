@@ -81,3 +81,30 @@ def copy_home(source: Path, destination: Path) -> Path:
 
     shutil.copytree(source, destination)
     return destination
+
+
+@pytest.fixture
+def demo_home(trained_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A writable copy of `trained_home`, set as TEXTGEN_HOME for the test."""
+    home = copy_home(trained_home, tmp_path / "h")
+    monkeypatch.setenv("TEXTGEN_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def demo_runs(demo_home: Path) -> dict[str, str]:
+    """Model kind -> run id of the runs in `demo_home`."""
+    from textgen.store import RunStore
+
+    with RunStore(demo_home) as store:
+        return {run.kind: run.id for run in store.list_runs()}
+
+
+def open_app(page: str, **query: str):
+    """Run a page script in AppTest with some URL query parameters."""
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file(page, default_timeout=120)
+    for key, value in query.items():
+        app.query_params[key] = value
+    return app.run()

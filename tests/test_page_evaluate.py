@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import copy_home
+from conftest import open_app
 from textgen.store import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,10 +16,7 @@ PAGE = str(ROOT / "pages" / "6_Evaluate.py")
 
 
 def open_page(**query: str) -> AppTest:
-    app = AppTest.from_file(PAGE, default_timeout=120)
-    for key, value in query.items():
-        app.query_params[key] = value
-    return app.run()
+    return open_app(PAGE, **query)
 
 
 def figures(app: AppTest) -> list[dict]:
@@ -29,19 +25,6 @@ def figures(app: AppTest) -> list[dict]:
 
 def heatmap(app: AppTest) -> dict | None:
     return next((f["data"][0] for f in figures(app) if f["data"] and f["data"][0]["type"] == "heatmap"), None)
-
-
-@pytest.fixture
-def demo_home(trained_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = copy_home(trained_home, tmp_path / "h")
-    monkeypatch.setenv("TEXTGEN_HOME", str(home))
-    return home
-
-
-@pytest.fixture
-def demo_runs(demo_home: Path) -> dict[str, str]:
-    with RunStore(demo_home) as store:
-        return {run.kind: run.id for run in store.list_runs()}
 
 
 def test_empty_store_shows_a_friendly_message(home: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import copy_home
+from conftest import copy_home, open_app
 from textgen import bundle
 from textgen.errors import ConfigError, StoreError
 from textgen.store import RunStore
@@ -23,30 +23,13 @@ PAGE = str(ROOT / "pages" / "3_Runs.py")
 
 
 def open_page(**query: str) -> AppTest:
-    app = AppTest.from_file(PAGE, default_timeout=120)
-    for key, value in query.items():
-        app.query_params[key] = value
-    return app.run()
+    return open_app(PAGE, **query)
 
 
 def charts(app: AppTest) -> dict[str, dict]:
     """Plotly figures on the page by title."""
     figures = [json.loads(element.proto.spec) for element in app.get("plotly_chart")]
     return {figure["layout"]["title"]["text"]: figure for figure in figures}
-
-
-@pytest.fixture
-def demo_home(trained_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = copy_home(trained_home, tmp_path / "h")
-    monkeypatch.setenv("TEXTGEN_HOME", str(home))
-    return home
-
-
-@pytest.fixture
-def demo_runs(demo_home: Path) -> dict[str, str]:
-    """kind -> run id."""
-    with RunStore(demo_home) as store:
-        return {run.kind: run.id for run in store.list_runs()}
 
 
 def test_empty_store_shows_a_friendly_message(home: Path) -> None:

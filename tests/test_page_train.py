@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import DEMO_KINDS, copy_home
+from conftest import DEMO_KINDS, copy_home, open_app
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "2_Train.py")
@@ -24,10 +24,7 @@ def plain(markdown: str) -> str:
 
 
 def open_page(**query: str) -> AppTest:
-    app = AppTest.from_file(PAGE, default_timeout=120)
-    for key, value in query.items():
-        app.query_params[key] = value
-    app.run()
+    app = open_app(PAGE, **query)
     assert not app.exception, app.exception
     return app
 

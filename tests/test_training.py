@@ -173,7 +173,7 @@ def test_language_model_trains_on_a_text_corpus(store: RunStore, tmp_path: Path)
 
 def test_held_out_valid_and_test_files_replace_the_random_split(store: RunStore, reverse_corpus: str,
                                                                 tmp_path: Path) -> None:
-    from textgen import corpora, evaluation
+    from textgen import evaluation
     from textgen.decoding import DecodingConfig
 
     valid, test = tmp_path / "valid.tsv", tmp_path / "test.tsv"

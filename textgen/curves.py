@@ -199,7 +199,6 @@ def smooth(x: Sequence[float], y: Sequence[float], half_life: float) -> list[flo
         raise ValueError("x must be strictly increasing (merge equal x values first).")
     tau = half_life / math.log(2.0)
     ratio = gaps / tau
-    decay = np.exp(-ratio)
     one_minus_decay = -np.expm1(-ratio)  # exact for tiny gaps
     # Integral over one gap of the linear piece times exp(-(x_i - u) / tau), divided by tau:
     # weight on the interval's right end (y_i) and on its left end (y_{i-1}).

@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 from textgen import artifacts, corpora
 from textgen.config import CorpusConfig, TokenizerConfig, TrainConfig
-from textgen.errors import ConfigError, CorpusError, TextgenError
+from textgen.errors import ConfigError, CorpusError
 from textgen.models.config import PRESET_NAMES, ModelConfig, preset_config
 from textgen.store import RunRecord, RunStore
 
@@ -313,7 +311,6 @@ def train_run(
     configure_threads(config.train)
 
     import keras
-    import tensorflow as tf
 
     from textgen import callbacks
     from textgen.decoding import DecodingConfig, generate

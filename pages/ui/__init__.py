@@ -88,6 +88,14 @@ def _ensure_default_corpus(home: str) -> str:
         return corpora.register_reference(store, f"sample:{DEFAULT_SAMPLE}").id
 
 
+def list_runs(store: RunStore) -> list[RunRecord]:
+    """Every run, newest first, after marking runs whose process died as crashed."""
+    from textgen import jobs
+
+    jobs.reconcile(store)
+    return store.list_runs()
+
+
 # -- safe labels -------------------------------------------------------------------------------
 
 

@@ -13,6 +13,8 @@ import streamlit as st
 
 from pages.ui import error, message, success, warning  # noqa: F401  (re-exported)
 
+__all__ = ["error", "message", "success", "warning", "setting_input", "parse_setting", "as_setting"]
+
 
 def setting_input(name: str, value: Any, *, key: str, choices: Sequence[str] | None = None,
                   help: str | None = None, disabled: bool = False) -> Any:

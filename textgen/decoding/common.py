@@ -216,7 +216,7 @@ def single_hypothesis_search(
 def collect_single(outputs: dict, *, max_steps, eos_id: int = EOS_ID) -> list[RawResult]:
     """`RawResult`s from single_hypothesis_search's outputs (numpy values). max_steps: the cap,
     one for all rows or one per row."""
-    steps = int(outputs["steps"])
+
     caps = np.broadcast_to(np.asarray(max_steps), outputs["lengths"].shape)
     results = []
     for row, (length, finished) in enumerate(zip(outputs["lengths"], outputs["finished"])):
