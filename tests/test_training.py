@@ -128,6 +128,7 @@ def test_a_non_finite_loss_fails_the_run_at_that_step_and_keeps_the_last_good_ch
         ({"no_such_field": "1"}, "unknown setting 'no_such_field'"),
         ({"learning_rate": "fast"}, "learning_rate must be a number"),
         ({"tokenizer": "sentencepiece"}, "kind must be one of"),
+        ({"jit_compile": "true"}, "jit_compile is available for transformer, transformer-lm only"),
     ],
 )
 def test_bad_hyperparameters_are_refused_before_a_run_exists(

@@ -28,6 +28,8 @@ from textgen.store import RunRecord, RunStore
 
 # Fewest training examples worth training on; stated in the refusal.
 MIN_TRAIN_EXAMPLES = 8
+# Families whose training step compiles under XLA (jit_compile=true); see bench/jit_compile.py.
+XLA_KINDS = ("transformer", "transformer-lm")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +104,11 @@ def plan_run(
         raise ConfigError(
             f"{kind} needs source/target pairs, but corpus {record.label!r} is plain text; "
             "pick transformer-lm or lstm-lm, or upload pairs (TSV, CSV or JSONL)."
+        )
+    if train_config.jit_compile and kind not in XLA_KINDS:
+        raise ConfigError(
+            f"jit_compile is available for {', '.join(XLA_KINDS)} only; {kind}'s recurrent step loop has "
+            "shapes XLA cannot compile (bahdanau failed to compile here). Set jit_compile=false."
         )
     if len(loaded.split.train) < MIN_TRAIN_EXAMPLES:
         raise CorpusError(
