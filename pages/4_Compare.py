@@ -264,8 +264,7 @@ st.write(
 
 with ui.user_errors():
     with ui.open_store() as store:
-        runs = [run for run in store.list_runs()
-                if attention_views.has_checkpoint(store.run_dir(run.id))]
+        runs = ui.runs_with_checkpoint(store)
         if not runs:
             st.info(
                 "No trained runs yet: a comparison needs runs with a checkpoint. Train some, "

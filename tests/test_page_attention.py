@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import copy_home
+from conftest import copy_home, open_app
 from pages.ui import chart_label
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,10 +19,7 @@ PAGE = str(ROOT / "pages" / "5_Attention.py")
 
 
 def _page(**query: str) -> AppTest:
-    app = AppTest.from_file(PAGE, default_timeout=120)
-    for key, value in query.items():
-        app.query_params[key] = value
-    return app.run()
+    return open_app(PAGE, **query)
 
 
 def _charts(app: AppTest) -> list[dict]:

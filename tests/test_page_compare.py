@@ -10,17 +10,14 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import copy_home
+from conftest import copy_home, open_app
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "4_Compare.py")
 
 
 def _page(**query: str) -> AppTest:
-    app = AppTest.from_file(PAGE, default_timeout=120)
-    for key, value in query.items():
-        app.query_params[key] = value
-    return app.run()
+    return open_app(PAGE, **query)
 
 
 def _selectbox(app: AppTest, label: str):

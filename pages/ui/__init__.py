@@ -96,6 +96,13 @@ def list_runs(store: RunStore) -> list[RunRecord]:
     return store.list_runs()
 
 
+def runs_with_checkpoint(store: RunStore) -> list[RunRecord]:
+    """Runs that have written a checkpoint, i.e. that can generate."""
+    from textgen import attention_views
+
+    return [run for run in store.list_runs() if attention_views.has_checkpoint(store.run_dir(run.id))]
+
+
 # -- safe labels -------------------------------------------------------------------------------
 
 
