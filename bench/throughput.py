@@ -1,0 +1,122 @@
+"""train_tokens_per_s: our training throughput against a plain tutorial-style reference.
+
+    .venv/bin/python bench/throughput.py [--quick] [--kinds transformer,bahdanau] [--corpora DIR]
+
+Same data (Multi30k En-Fr training pairs, word tokenizers with 8,000 entries trained by our
+plan, sources and targets truncated to 64 tokens), same architecture and size, same batch (64):
+
+- ours: a real run through `textgen.training` / `textgen.jobs` (what the Train page starts), for
+  a time budget; throughput is read from the metrics it logs, steady state only (between the
+  first row logged after the warm-up and the last one), in real target tokens (</s> included).
+- reference (bench/reference.py): the TensorFlow tutorials' model code, default `fit`, every
+  batch padded to the corpus's longest example, no bucketing and no compilation flags; timed
+  after its warm-up steps, in the same real target tokens.
+
+Sizes: Transformer 4+4 layers, d_model 128, 8 heads, feed-forward 512 (the tutorial's); Bahdanau
+one GRU layer of 256 units, embeddings 128. Target: ours / reference >= 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import common
+
+SETTINGS = {
+    "transformer": {"model_dim": "128", "num_layers": "4", "num_heads": "8", "feed_forward_dim": "512",
+                    "dropout": "0.1", "schedule": "inverse_sqrt", "warmup_steps": "4000"},
+    "bahdanau": {"embedding_dim": "128", "hidden_units": "256", "num_layers": "1", "dropout": "0.1"},
+}
+COMMON = {"tokenizer": "word", "vocab_size": "8000", "batch_size": "64", "max_source_length": "64",
+          "max_target_length": "64", "eval_bleu_examples": "0", "num_probe_samples": "0",
+          "eval_every_steps": "100000", "epochs": "50", "keep_checkpoints": "0"}
+
+
+def ours_tokens_per_second(store, run_id: str, tokens_per_step: float, warmup_seconds: float) -> tuple[float, int]:
+    rows = sorted((m for m in store.get_metrics([run_id], names=["loss"]) if m.split == "train"),
+                  key=lambda m: m.step)
+    if len(rows) < 3:
+        raise SystemExit(f"run {run_id} logged {len(rows)} training rows: too short to measure")
+    start = next((m for m in rows if m.time - rows[0].time >= warmup_seconds), rows[1])
+    end = rows[-1]
+    steps = end.step - start.step
+    return steps * tokens_per_step / (end.time - start.time), steps
+
+
+def reference_tokens_per_second(kind: str, encoded, source_vocab: int, target_vocab: int,
+                                warmup_steps: int, timed_steps: int) -> float:
+    import keras
+
+    import reference
+    from textgen.tokenizers import BOS_ID, EOS_ID
+
+    keras.utils.set_random_seed(0)
+    dataset, real_tokens = reference.padded_dataset(encoded.source_ids, encoded.target_ids, 64, BOS_ID, EOS_ID)
+    tokens_per_step = real_tokens / (len(encoded.source_ids) / 64)
+    if kind == "transformer":
+        model = reference.TutorialTransformer(num_layers=4, d_model=128, num_heads=8, dff=512,
+                                              input_vocab_size=source_vocab, target_vocab_size=target_vocab)
+        optimizer = keras.optimizers.Adam(reference.CustomSchedule(128), beta_1=0.9, beta_2=0.98, epsilon=1e-9)
+    else:
+        model = reference.TutorialBahdanau(input_vocab_size=source_vocab, target_vocab_size=target_vocab,
+                                           embedding_dim=128, units=256)
+        optimizer = keras.optimizers.Adam()
+    model.compile(optimizer=optimizer, loss=reference.masked_loss, metrics=[reference.masked_accuracy])
+
+    class Clock(keras.callbacks.Callback):
+        times: dict[int, float] = {}
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.times[batch] = time.perf_counter()
+
+    clock = Clock()
+    model.fit(dataset, steps_per_epoch=warmup_steps + timed_steps, epochs=1, verbose=0, callbacks=[clock],
+              shuffle=False)
+    seconds = clock.times[warmup_steps + timed_steps - 1] - clock.times[warmup_steps - 1]
+    return timed_steps * tokens_per_step / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--kinds", default="transformer,bahdanau")
+    parser.add_argument("--corpora", default=None, help="the shared corpora folder (default ../shared/corpora)")
+    args = parser.parse_args()
+    corpora_dir = common.corpora_dir(args.corpora)
+    ours_minutes = 0.75 if args.quick else 2.5
+    ref_steps = (2, 6) if args.quick else (3, 20)
+
+    from textgen import corpora, data, jobs, training
+    from textgen.store import RunStore
+
+    with common.scratch_home() as home, RunStore(home) as store:
+        files = common.multi30k_files(corpora_dir, home)
+        for kind in args.kinds.split(","):
+            settings = {**COMMON, **SETTINGS[kind], "minutes": str(ours_minutes)}
+            plan = training.plan_run(store, str(files["train"]), kind, preset="small", settings=settings,
+                                     label=f"throughput {kind}", valid=str(files["valid"]))
+            parts = corpora.run_examples(store, plan.config.corpus_id)
+            encoded = data.encode_pairs([e.source for e in parts["train"]], [e.target for e in parts["train"]],
+                                        plan.source_tokenizer, plan.target_tokenizer,
+                                        max_source_length=64, max_target_length=64)
+            real_tokens = sum(len(t) + 1 for t in encoded.target_ids)
+            run = jobs.run_job(store, jobs.submit(store, plan, background=False).id)
+            if run.status != "finished":
+                raise SystemExit(f"our {kind} run ended {run.status}: {run.error}")
+            ours, steps = ours_tokens_per_second(store, run.id, real_tokens / plan.steps_per_epoch,
+                                                 warmup_seconds=10 if args.quick else 20)
+            common.info(f"{kind} ours: {ours:.0f} target tok/s over {steps} steady steps "
+                        f"({plan.parameter_count:,} parameters)")
+            reference = reference_tokens_per_second(
+                kind, encoded, plan.source_tokenizer.vocab_size, plan.target_tokenizer.vocab_size, *ref_steps)
+            common.info(f"{kind} reference: {reference:.0f} target tok/s over {ref_steps[1]} steps "
+                        "(padded to the longest example)")
+            ratio = ours / reference
+            common.report(f"train_tokens_per_s_{kind}", ours, "tok/s", "record", None)
+            common.report(f"train_tokens_per_s_{kind}_ratio", ratio, "x", ">=3", ratio >= 3,
+                          f"reference {reference:.0f} tok/s")
+
+
+if __name__ == "__main__":
+    main()
