@@ -12,6 +12,7 @@ from textgen import demo, samples
 from textgen.text import visible
 
 st.set_page_config(page_title="TextGen Lab", page_icon="🧪", layout="wide")
+ui.require_password()
 
 st.title("TextGen Lab")
 st.write(

@@ -23,6 +23,7 @@ from textgen.config import FORMATS, TOKENIZER_KINDS, CorpusConfig, TokenizerConf
 from textgen.errors import TextgenError
 
 st.set_page_config(page_title="Corpus · TextGen Lab", page_icon="📄", layout="wide")
+ui.require_password()
 
 UPLOAD, SAMPLE = "Upload a file", "Built-in sample"
 FIELD_FORMATS = ("csv", "jsonl")

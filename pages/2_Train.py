@@ -43,6 +43,7 @@ from textgen.models.config import (
 from textgen.store import ACTIVE_STATUSES, RunStore
 
 st.set_page_config(page_title="Train · TextGen Lab", page_icon="🏋️", layout="wide")
+ui.require_password()
 
 SEQ2SEQ_KINDS = tuple(kind for kind in MODEL_KINDS if kind not in DECODER_ONLY_KINDS)
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -63,13 +64,14 @@ CONFIRM_KEY = "train-confirm-delete"  # the run id whose deletion awaits a "Yes"
 
 @st.cache_resource(max_entries=8, show_spinner="Planning the run…")
 def cached_plan(home: str, corpus_id: str, kind: str, preset: str, settings_json: str):
-    """A validated plan and its tokens per epoch, for the figures shown before Start.
+    """A validated plan, its tokens per epoch and the examples it truncates, for the figures
+    shown before Start.
 
     Shared by sessions and never mutated (Start plans afresh); a ConfigError is not cached.
     """
     with RunStore(home) as store:
         plan = training.plan_run(store, corpus_id, kind, preset=preset, settings=json.loads(settings_json))
-        return plan, estimates.tokens_per_epoch(store, plan)
+        return plan, estimates.tokens_per_epoch(store, plan), estimates.length_overflow(store, plan)
 
 
 @st.cache_data(max_entries=256)
@@ -205,7 +207,8 @@ def show_job(store: RunStore, run: Any) -> None:
                             if value.strip()}
                 try:
                     resumed = jobs.resume(store, run.id, epochs=int(more), settings=settings)
-                    st.toast(f"Resumed {resumed.id}: {resumed.status}.")
+                    st.toast(f"Resumed {resumed.id}: {resumed.status}. It "
+                             f"{ui.label(jobs.resume_summary(store, resumed.id), 300)}")
                 except TextgenError as problem:
                     forms.error(str(problem))
 
@@ -306,10 +309,13 @@ with ui.user_errors():
 
     plan = None
     try:
-        plan, tokens = cached_plan(home, corpus_id, kind, preset, json.dumps(settings, sort_keys=True))
+        plan, tokens, overflow = cached_plan(home, corpus_id, kind, preset, json.dumps(settings, sort_keys=True))
         with ui.open_store() as store:
             measured = estimates.measured_flops_rate(store, kind)
         show_plan(plan, estimates.estimate_training_time(plan, tokens, measured))
+        st.caption(estimates.estimate_memory(plan.config.model, plan.config.train).summary)
+        if overflow.summary:
+            forms.warning(overflow.summary)
     except TextgenError as problem:
         forms.error(f"These settings cannot train: {problem}")
         st.caption("Fix the value above; no run is created until the settings are valid.")

@@ -19,6 +19,7 @@ from textgen.errors import TextgenError
 from textgen.store import ACTIVE_STATUSES, RunStore
 
 st.set_page_config(page_title="Runs · TextGen Lab", page_icon="📈", layout="wide")
+ui.require_password()
 
 FLASH_KEY = "runs-flash"
 # Points per line sent to the browser each tick (a long run logs one training loss per second).
@@ -39,7 +40,14 @@ def curves_view(run_ids: list[str], labels: dict[str, str], metric_keys: list[st
         with ui.open_store() as store:
             if live:
                 jobs.reconcile(store)
-            statuses = {run_id: store.get_run(run_id).status for run_id in run_ids}
+            existing = {run.id: run for run in store.list_runs()}
+            gone = [run_id for run_id in run_ids if run_id not in existing]
+            if gone:  # deleted by another session or the CLI while this one shows it
+                ui.warning(f"Run {', '.join(gone)} no longer exists: it was deleted. Pick other runs.")
+                run_ids = [run_id for run_id in run_ids if run_id in existing]
+                if not run_ids:
+                    return
+            statuses = {run_id: existing[run_id].status for run_id in run_ids}
             rows = store.get_metrics(run_ids, names=curves.stored_names(metric_keys))
             latest = {run_id: store.latest_metrics(run_id) for run_id in run_ids}
         if live and not any(status in ACTIVE_STATUSES for status in statuses.values()):
@@ -113,6 +121,22 @@ def delete_run(run_id: str) -> None:
         st.session_state[FLASH_KEY] = ("error", str(error))
 
 
+def import_uploaded() -> None:
+    """Button callback: import the uploaded bundle as a new run (checked; nothing in it is run)."""
+    upload = st.session_state.get("import-bundle")
+    if upload is None:
+        st.session_state[FLASH_KEY] = ("error", "Choose a bundle (.zip) first.")
+        return
+    try:
+        if upload.size > bundle.BUNDLE_MAX_BYTES:
+            raise TextgenError(f"the file is {upload.size:,} bytes, over the {bundle.BUNDLE_MAX_BYTES:,} a bundle may be.")
+        with ui.open_store() as store:
+            run = bundle.import_bundle(store, upload.getvalue())
+        st.session_state[FLASH_KEY] = ("success", f"Imported run {run.id} ({run.kind}).")
+    except TextgenError as error:
+        st.session_state[FLASH_KEY] = ("error", str(error))
+
+
 def bundle_bytes(home: str, run_id: str) -> bytes:
     """Built when the download is clicked, in Streamlit's own thread: its own store handle."""
     with RunStore(home) as store:
@@ -134,6 +158,12 @@ st.caption(
 flash = st.session_state.pop(FLASH_KEY, None)
 if flash:
     (ui.success if flash[0] == "success" else ui.error)(flash[1])
+
+with st.expander("Import a bundle"):
+    st.caption("A bundle exported by TextGen (.zip): only its JSON config, .weights.h5 and JSON tokenizers "
+               "are read, each checked; the model is rebuilt by our code, so nothing in the file runs.")
+    st.file_uploader("Bundle (.zip)", type=["zip"], key="import-bundle")
+    st.button("Import", key="import-button", on_click=import_uploaded, icon=":material/upload:")
 
 with ui.user_errors():
     with ui.open_store() as store:

@@ -19,6 +19,7 @@ from textgen.decoding import STRATEGIES, DecodingConfig
 from textgen.store import RunStore
 
 st.set_page_config(page_title="Compare · TextGen Lab", page_icon="⚖️", layout="wide")
+ui.require_password()
 
 INPUT_KINDS = {"test": "Test split of the runs' corpus", "typed": "Typed inputs"}
 # Typed inputs (also read from the URL) are cut to this many characters in all.
@@ -136,6 +137,8 @@ def _show_example(table: comparison.ComparisonTable, index: int, runs_by_id: dic
                 baseline = " (baseline)" if run_id == table.baseline else ""
                 st.text(ui.run_title(runs_by_id[run_id]) + baseline)
                 st.code(ui.label(result.output.output, 500) or "(empty)", language=None)
+                if result.output.note:
+                    st.caption(result.output.note)
                 if run_id != table.baseline:
                     marked = comparison.render_diff(result.diff, table.joiner)
                     st.text("vs baseline: " + ui.label(marked, 500))

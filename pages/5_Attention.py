@@ -17,6 +17,7 @@ from textgen.decoding import DecodingConfig
 from textgen.store import RunStore
 
 st.set_page_config(page_title="Attention · TextGen Lab", page_icon="🔥", layout="wide")
+ui.require_password()
 
 # Typed inputs and references (also read from the URL) are cut to this length.
 MAX_INPUT_CHARS = 300

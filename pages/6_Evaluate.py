@@ -21,6 +21,7 @@ from textgen.errors import TextgenError
 from textgen.store import RunStore
 
 st.set_page_config(page_title="Evaluate · TextGen Lab", page_icon="🏆", layout="wide")
+ui.require_password()
 
 SIGNIFICANCE_METHODS = {"bs": "paired bootstrap resampling", "ar": "approximate randomisation"}
 SIGNIFICANCE_SAMPLES = (200, 1000, 5000)

@@ -11,6 +11,7 @@ from pages import ui
 from textgen import report
 
 st.set_page_config(page_title="Report · TextGen Lab", page_icon="📦", layout="wide")
+ui.require_password()
 
 st.title("Report")
 st.write(

@@ -11,7 +11,11 @@
 
 A checkpoint is complete before anything points at it: a new `ckpt-*` folder is written and
 fsynced, then `index.json` is atomically replaced, and only then are folders nothing points at
-removed. A job killed at any instant leaves the previous index pointing at complete folders.
+removed. A job killed at any instant leaves the previous index pointing at complete folders; the
+temporary files and unreferenced folders it left are removed by the next save (or resume). A
+damaged index is rebuilt from the complete folders, and a damaged checkpoint falls back to the
+newest earlier one that loads (`load_trained`), saying so in `TrainedModel.warning`. A failed
+save (a full disk) removes what it had written, so the previous checkpoint stays the last.
 Models are rebuilt from config.json with our own code (`textgen.models.load_model_dir`); nothing
 is unpickled and `keras.models.load_model` is never used.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -27,7 +32,7 @@ from typing import Any
 
 from textgen.config import TokenizerConfig, TrainConfig
 from textgen.errors import ConfigError, StoreError
-from textgen.fsutil import atomic_write_text
+from textgen.fsutil import atomic_write_text, remove_temporaries
 from textgen.models.config import ModelConfig
 
 RUN_CONFIG_FILE = "run.json"
@@ -39,6 +44,7 @@ OPTIMIZER_FILE = "optimizer.npz"
 STATE_FILE = "state.json"
 TENSORBOARD_DIR = "tensorboard"
 LOG_FILE = "job.log"
+_CHECKPOINT_NAME = re.compile(r"^ckpt-[0-9]+$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +111,31 @@ class Checkpoints:
         path = self.directory / INDEX_FILE
         if not path.exists():
             return {}
-        return json.loads(path.read_text(encoding="utf-8"))
+        try:
+            index = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(index, dict) or not all(
+                isinstance(index.get(key), (str, type(None))) for key in ("best", "last")
+            ) or not isinstance(index.get("history", []), list):
+                raise ValueError("not a checkpoint index")
+            return index
+        except (ValueError, UnicodeDecodeError):  # damaged on disk: rebuild from the folders
+            return self._recovered_index()
+
+    def _recovered_index(self) -> dict[str, Any]:
+        """An index from the complete checkpoint folders: the newest is "last", the lowest
+        validation loss (or the newest) is "best"."""
+        complete = []
+        for entry in sorted(self.directory.glob("ckpt-*")):
+            try:
+                complete.append(self._info(entry.name))
+            except StoreError:
+                continue
+        if not complete:
+            return {}
+        complete.sort(key=lambda info: info.step)
+        with_loss = [info for info in complete if isinstance(info.metrics.get("loss"), (int, float))]
+        best = min(with_loss, key=lambda info: info.metrics["loss"]) if with_loss else complete[-1]
+        return {"last": complete[-1].name, "best": best.name, "history": [info.name for info in complete]}
 
     def get(self, which: str = "best") -> CheckpointInfo | None:
         """The "best" or "last" checkpoint, or None when the run has none yet."""
@@ -115,14 +145,27 @@ class Checkpoints:
         return self._info(name) if name else None
 
     def _info(self, name: str) -> CheckpointInfo:
+        """A checkpoint's state; StoreError when its folder is missing or damaged."""
         path = self.directory / name
-        state = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
-        return CheckpointInfo(name, path, int(state["step"]), float(state["epoch"]),
-                              dict(state.get("metrics", {})), float(state["time"]))
+        if not _CHECKPOINT_NAME.match(name) or not (path / STATE_FILE).is_file():
+            raise StoreError(f"checkpoint {name!r} of run {self.directory.parent.name} is missing or incomplete.")
+        try:
+            state = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
+            return CheckpointInfo(name, path, int(state["step"]), float(state["epoch"]),
+                                  dict(state.get("metrics", {})), float(state["time"]))
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+            raise StoreError(f"checkpoint {name} of run {self.directory.parent.name} is damaged "
+                             f"({STATE_FILE}: {type(error).__name__}).") from None
 
     def list(self) -> list[CheckpointInfo]:
         """Every kept checkpoint (best, last and the recent history), oldest first."""
-        return sorted((self._info(name) for name in _referenced(self._index())), key=lambda info: info.step)
+        infos = []
+        for name in _referenced(self._index()):
+            try:
+                infos.append(self._info(name))
+            except StoreError:
+                continue  # damaged: not offered
+        return sorted(infos, key=lambda info: info.step)
 
     def save(self, model: Any, optimizer: Any, *, step: int, epoch: float,
              metrics: dict[str, float], best: bool, keep_history: int = 0) -> CheckpointInfo:
@@ -132,23 +175,41 @@ class Checkpoints:
 
         name = f"ckpt-{step:09d}"
         index = self._index()
+        self.remove_leftovers(index)  # of a job killed mid-save
         path = self.directory / name
         if path.exists() and name not in _referenced(index):
-            shutil.rmtree(path)  # left over from a job killed mid-save
-        path.mkdir(exist_ok=True)
-        save_model(model, path)
-        if optimizer is not None:
-            save_optimizer(optimizer, path / OPTIMIZER_FILE)
-        state = {"step": step, "epoch": epoch, "metrics": metrics, "time": time.time()}
-        atomic_write_text(path / STATE_FILE, json.dumps(state))
-        history = [n for n in index.get("history", []) if n != name] + [name]
-        index["history"] = history[-keep_history:] if keep_history > 0 else []
-        index["last"] = name
-        if best or "best" not in index:
-            index["best"] = name
-        atomic_write_text(self.directory / INDEX_FILE, json.dumps(index))
+            shutil.rmtree(path)
+        rewriting = path.exists()
+        try:
+            path.mkdir(exist_ok=True)
+            save_model(model, path)
+            if optimizer is not None:
+                save_optimizer(optimizer, path / OPTIMIZER_FILE)
+            state = {"step": step, "epoch": epoch, "metrics": metrics, "time": time.time()}
+            atomic_write_text(path / STATE_FILE, json.dumps(state))
+            history = [n for n in index.get("history", []) if n != name] + [name]
+            index["history"] = history[-keep_history:] if keep_history > 0 else []
+            index["last"] = name
+            if best or "best" not in index:
+                index["best"] = name
+            atomic_write_text(self.directory / INDEX_FILE, json.dumps(index))
+        except BaseException:
+            # A failed save (disk full, interrupted) leaves the previous checkpoints as they were and
+            # frees what it wrote.
+            if not rewriting and name not in _referenced(self._index()):
+                shutil.rmtree(path, ignore_errors=True)
+            raise
         self._remove_unreferenced(_referenced(index))
         return self.get("last")  # type: ignore[return-value]
+
+    def remove_leftovers(self, index: dict[str, Any] | None = None) -> None:
+        """Remove what a job killed mid-save left: temporary files, and checkpoint folders the
+        index does not point at. Only the run's writer (its job, or resume) calls this."""
+        index = self._index() if index is None else index
+        remove_temporaries(self.directory)
+        for name in _referenced(index):
+            remove_temporaries(self.directory / name)
+        self._remove_unreferenced(_referenced(index))
 
     def _remove_unreferenced(self, keep: set[str]) -> None:
         for entry in self.directory.iterdir():
@@ -203,25 +264,55 @@ class TrainedModel:
     source_tokenizer: Any  # textgen.tokenizers.Tokenizer, None for decoder-only models
     target_tokenizer: Any
     checkpoint: CheckpointInfo
+    # Set when the asked-for checkpoint was damaged and an earlier one was loaded instead.
+    warning: str | None = None
+
+
+def load_checkpoint_model(checkpoints: Checkpoints, info: CheckpointInfo) -> tuple[Any, CheckpointInfo, str | None]:
+    """The model of checkpoint `info`; if that one is damaged, of the newest earlier checkpoint
+    that loads, with a warning saying so. StoreError when none loads."""
+    from textgen.models.persistence import load_model_dir
+
+    candidates = [info] + sorted((c for c in checkpoints.list() if c.step < info.step),
+                                 key=lambda c: c.step, reverse=True)
+    problems = []
+    for candidate in candidates:
+        try:
+            model = load_model_dir(candidate.path)
+        except StoreError as error:
+            problems.append(str(error))
+            continue
+        warning = None
+        if candidate.name != info.name:
+            warning = (f"checkpoint {info.name} is damaged ({problems[0]}); using the earlier checkpoint "
+                       f"{candidate.name} (step {candidate.step}) instead.")
+        return model, candidate, warning
+    raise StoreError(f"no checkpoint of run {checkpoints.directory.parent.name} can be loaded: "
+                     + " ".join(problems) + " Retrain the run, or resume it with a fresh start.")
 
 
 def load_trained(run_dir: Path, which: str = "best", checkpoint_name: str | None = None) -> TrainedModel:
-    """Rebuild a run's model from a checkpoint (best, last, or a named one) and its tokenizers."""
-    from textgen.models.persistence import load_model_dir
+    """Rebuild a run's model from a checkpoint (best, last, or a named one) and its tokenizers.
+    A damaged checkpoint falls back to the newest earlier one that loads (see `warning`)."""
     from textgen.tokenizers import Tokenizer
 
     config = load_run_config(run_dir)
     checkpoints = Checkpoints(run_dir)
-    info = checkpoints.get(which)
     if checkpoint_name is not None:
         matches = [c for c in checkpoints.list() if c.name == checkpoint_name]
         info = matches[0] if matches else None
+    else:
+        try:
+            info = checkpoints.get(which)
+        except StoreError:  # the index points at a damaged folder: the newest one that is whole
+            listed = checkpoints.list()
+            info = listed[-1] if listed else None
     if info is None:
         raise StoreError(
             f"run {run_dir.name} has no {checkpoint_name or which} checkpoint yet; "
             "a checkpoint is written at the first evaluation."
         )
-    model = load_model_dir(info.path)
+    model, info, warning = load_checkpoint_model(checkpoints, info)
     source = run_dir / SOURCE_TOKENIZER_FILE
     return TrainedModel(
         run_id=run_dir.name,
@@ -230,10 +321,11 @@ def load_trained(run_dir: Path, which: str = "best", checkpoint_name: str | None
         source_tokenizer=Tokenizer.load(source) if source.exists() else None,
         target_tokenizer=Tokenizer.load(run_dir / TARGET_TOKENIZER_FILE),
         checkpoint=info,
+        warning=warning,
     )
 
 
 def remove_incomplete(run_dir: Path) -> None:
-    """Remove checkpoint folders the index does not point at (after a crash)."""
-    checkpoints = Checkpoints(run_dir)
-    checkpoints._remove_unreferenced(_referenced(checkpoints._index()))
+    """Remove checkpoint folders the index does not point at and temporary files (after a crash)."""
+    remove_temporaries(run_dir)
+    Checkpoints(run_dir).remove_leftovers()

@@ -253,6 +253,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from textgen import jobs
     from textgen.store import RunStore
 
+    jobs.apply_memory_limit()  # before TensorFlow loads
     with RunStore() as store:
         run = jobs.run_job(store, args.run)
     return 0 if run.status in ("finished", "stopped") else 1
@@ -264,7 +265,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
     with RunStore() as store:
         jobs.reconcile(store)
-        run = jobs.request_stop(store, args.run)
+        run = jobs.request_stop(store, _existing_run(store, args.run))
         if args.wait:
             run = jobs.wait_until_inactive(store, args.run, args.wait)
     print(f"{run.id}: {run.status}" + (" (stop requested)" if run.status in ("running", "queued") else ""))
@@ -276,8 +277,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from textgen.store import RunStore
 
     with RunStore() as store:
-        run = jobs.resume(store, args.run, epochs=args.epochs, settings=_parse_settings(args.set or []),
+        run = jobs.resume(store, _existing_run(store, args.run), epochs=args.epochs, settings=_parse_settings(args.set or []),
                           background=not args.foreground)
+        print(f"{run.id} {jobs.resume_summary(store, run.id)}", file=sys.stderr)
         if args.foreground:
             run = jobs.run_job(store, run.id)
         summary = _run_summary(store, run)
@@ -293,7 +295,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     from textgen.store import RunStore
 
     with RunStore() as store:
-        jobs.delete(store, args.run)
+        jobs.delete(store, _existing_run(store, args.run))
     print(f"deleted {args.run}")
     return 0
 
@@ -340,6 +342,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     config = _decoding_config(args)
     with RunStore() as store:
         trained = artifacts.load_trained(store.run_dir(_existing_run(store, args.run)), args.checkpoint)
+    if trained.warning:
+        print(f"warning: {trained.warning}", file=sys.stderr)
     generation = generate(trained.model, trained.source_tokenizer, trained.target_tokenizer, [args.input],
                           config, max_source_length=trained.config.model.max_source_length)[0]
     key = "self_attention" if trained.config.model.is_decoder_only else "cross_attention"
@@ -451,6 +455,44 @@ def cmd_compare(args: argparse.Namespace) -> int:
             against = "baseline" if p is None else f"p={p:.3f} vs {baseline}"
             print(f"{row['run_id']}  {visible(row['label'], 30):<30}  BLEU {bleu['value']:6.2f} "
                   f"({bleu['low']:.2f}-{bleu['high']:.2f})  {against}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from textgen import bundle
+    from textgen.store import RunStore
+
+    with RunStore() as store:
+        data = bundle.export_bundle(store, _existing_run(store, args.run), args.checkpoint)
+    out = args.out or bundle.bundle_file_name(args.run)
+    if os.path.exists(out) and not args.force:
+        raise TextgenError(f"{out} already exists; pass --force to overwrite it or choose --out.")
+    from textgen.fsutil import atomic_write_bytes
+
+    atomic_write_bytes(out, data)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from textgen import bundle
+    from textgen.store import RunStore
+
+    try:
+        size = os.path.getsize(args.path)
+        if size > bundle.BUNDLE_MAX_BYTES:
+            raise TextgenError(f"{args.path} is {size:,} bytes, over the {bundle.BUNDLE_MAX_BYTES:,} a bundle may be.")
+        with open(args.path, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        raise TextgenError(f"cannot read {args.path}: {error.strerror}.") from None
+    with RunStore() as store:
+        run = bundle.import_bundle(store, data, label=args.label)
+        summary = _run_summary(store, run)
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"imported {run.id} ({run.kind}); generate with: python -m textgen generate {run.id} --input TEXT")
     return 0
 
 
@@ -603,6 +645,19 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--max-examples", dest="max_examples", type=int)
     decoding_options(compare)
     compare.set_defaults(handler=cmd_compare)
+
+    export = commands.add_parser("export", help="write a run's bundle: config, weights, tokenizers, metrics (.zip)")
+    export.add_argument("run")
+    export.add_argument("--out", help="where to write it (default RUN-bundle.zip)")
+    export.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    export.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    export.set_defaults(handler=cmd_export)
+
+    importing = commands.add_parser("import", help="add a run from a bundle (.zip) exported by TextGen")
+    importing.add_argument("path", metavar="BUNDLE", help="the .zip file")
+    importing.add_argument("--label", help="a display name (default: the bundle's)")
+    importing.add_argument("--json", action="store_true")
+    importing.set_defaults(handler=cmd_import)
 
     runs = commands.add_parser("runs", help="every run with its status and latest metrics")
     runs.add_argument("--json", action="store_true")

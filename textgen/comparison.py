@@ -97,6 +97,20 @@ class RunOutput:
     stop_reason: str
     char_level: bool  # the run's target tokenizer works on characters
     attention: Any = None  # attention_views.AttentionSet | None
+    source_truncated: int = 0  # input tokens dropped to fit the model's max_source_length
+
+    @property
+    def note(self) -> str:
+        """What cut this output or its input short, for a caption ("" when nothing did)."""
+        notes = []
+        if self.stop_reason == "max_length":
+            notes.append(f"stopped at the length cap after {len(self.tokens):,} tokens without an end token")
+        elif self.stop_reason == "time_limit":
+            notes.append(f"stopped by the decoding time limit after {len(self.tokens):,} tokens")
+        if self.source_truncated:
+            notes.append(f"input truncated: {self.source_truncated:,} tokens over the model's maximum length "
+                         "were not read")
+        return "; ".join(notes)
 
 
 def generate_outputs(trained, sources: Sequence[str], decoding_config) -> list[RunOutput]:
@@ -115,7 +129,7 @@ def generate_outputs(trained, sources: Sequence[str], decoding_config) -> list[R
         outputs.append(RunOutput(output=generation.output, tokens=list(generation.tokens),
                                  finished=bool(generation.finished),
                                  stop_reason=generation.stop_reason, char_level=char_level,
-                                 attention=attention))
+                                 attention=attention, source_truncated=generation.source_truncated))
     return outputs
 
 

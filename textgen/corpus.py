@@ -1283,6 +1283,11 @@ _HISTOGRAM_BINS = 20
 _RATIO_FACTOR = 3.0
 _RATIO_MIN_WORDS = 5  # pairs where both sides are shorter than this are never length outliers
 _MAX_LISTED_LINES = 10
+# A corpus with at least this many distinct words, making up at least this share of all its words,
+# looks like random ids, hashes or hex strings (a "vocabulary explosion"): no word vocabulary
+# covers it, and a vocabulary sized to it makes the model's output layer huge.
+_EXPLOSION_MIN_DISTINCT = 5000
+_EXPLOSION_SHARE = 0.5
 
 
 def build_report(corpus: Corpus, split: Split | None = None) -> CorpusReport:
@@ -1353,7 +1358,7 @@ def build_report(corpus: Corpus, split: Split | None = None) -> CorpusReport:
         notes=corpus.notes,
         warnings=(),
     )
-    return _with_warnings(report, corpus, targets)
+    return _with_warnings(report, corpus, targets, sum(source_words) + sum(target_words))
 
 
 def _vocabulary(texts: Sequence[str]) -> set[str]:
@@ -1447,7 +1452,7 @@ def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _with_warnings(report: CorpusReport, corpus: Corpus, targets: Sequence[str]) -> CorpusReport:
+def _with_warnings(report: CorpusReport, corpus: Corpus, targets: Sequence[str], num_words: int) -> CorpusReport:
     warnings: list[str] = []
     count = report.num_examples
     pairs = corpus.is_pairs
@@ -1501,6 +1506,14 @@ def _with_warnings(report: CorpusReport, corpus: Corpus, targets: Sequence[str])
         warnings.append(
             f"suspicious characters: {', '.join(parts)}. They are invisible or garble text and become odd tokens; "
             "clean them from the file unless they are intended."
+        )
+    distinct = report.vocabulary_size["combined"]
+    if distinct >= _EXPLOSION_MIN_DISTINCT and distinct >= _EXPLOSION_SHARE * num_words:
+        warnings.append(
+            f"vocabulary explosion: {distinct:,} distinct words in {num_words:,} ({distinct / num_words:.0%}), as with "
+            "random ids, hashes or hex strings. A word tokenizer keeps its vocab_size most frequent tokens and maps "
+            "the rest to <unk>; raising vocab_size to cover them grows the model's output layer and its memory "
+            "(a run over the memory budget is refused). Use the bpe or char tokenizer, or clean such tokens out."
         )
     if count < 100:
         warnings.append(

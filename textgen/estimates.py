@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import statistics
 import time
 from typing import Any
 
 from textgen import corpora
-from textgen.config import CorpusConfig, TokenizerConfig
+from textgen.config import CorpusConfig, TokenizerConfig, TrainConfig
+from textgen.errors import ConfigError
 from textgen.models.config import ModelConfig
 from textgen.store import ACTIVE_STATUSES, RunRecord, RunStore
 
@@ -46,6 +48,22 @@ TOKEN_SAMPLE_EXAMPLES = 2000
 MEASURED_RUNS = 5
 # Examples shown in a corpus check's preview table.
 PREVIEW_ROWS = 50
+# Bytes per float32 value (weights, activations).
+FLOAT_BYTES = 4
+# Training keeps 4 copies of every weight: the weight, its gradient and Adam's two moments.
+WEIGHT_COPIES = 4
+# Tensors of batch x length x vocabulary kept for the backward pass (logits, softmax, gradient).
+LOGIT_COPIES = 3
+# Tensors of batch x length x width kept per layer for the backward pass: a rough figure (inputs
+# of each projection, gates or feed-forward hidden units, norms, dropout masks), not a measurement.
+# The logits term above is exact, and it is the one a vocabulary explosion blows up.
+ACTIVATION_COPIES = 8
+# Share of the machine's physical memory a training job may plan to use; a plan whose estimate is
+# over it is refused before the run exists. TEXTGEN_MEMORY_BUDGET_MB overrides it with a figure.
+MEMORY_BUDGET_SHARE = 0.5
+MEMORY_BUDGET_ENV = "TEXTGEN_MEMORY_BUDGET_MB"
+# Used when the physical memory cannot be read (not Linux/macOS).
+FALLBACK_MEMORY_BYTES = 8 * 2**30
 
 
 # -- corpus check ---------------------------------------------------------------------------------
@@ -92,6 +110,152 @@ def histogram_bins(summary: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append({"bin": str(low) if last <= low else f"{low}-{last}", "low": low, "high": last,
                      "count": int(count)})
     return rows
+
+
+# -- memory ----------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryEstimate:
+    """Peak memory of training a model, estimated from its config alone (float32 throughout)."""
+
+    weights_bytes: int  # weights, gradients and Adam moments (WEIGHT_COPIES per weight)
+    logits_bytes: int  # batch x target length x target vocabulary, LOGIT_COPIES times
+    activations_bytes: int  # everything else the backward pass keeps
+    budget_bytes: int  # what a job may use here (`memory_budget_bytes`)
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weights_bytes + self.logits_bytes + self.activations_bytes
+
+    @property
+    def over_budget(self) -> bool:
+        return self.total_bytes > self.budget_bytes
+
+    @property
+    def summary(self) -> str:
+        """One line for the UI: the total, what it is made of, and the budget."""
+        return (f"Estimated training memory {format_bytes(self.total_bytes)} (weights and optimizer "
+                f"{format_bytes(self.weights_bytes)}, output logits {format_bytes(self.logits_bytes)}, "
+                f"other activations {format_bytes(self.activations_bytes)}); the budget is "
+                f"{format_bytes(self.budget_bytes)}.")
+
+
+def format_bytes(value: float) -> str:
+    """2_500_000 -> "2.4 MB" (binary units, as memory is counted)."""
+    for scale, suffix in ((2**40, "TB"), (2**30, "GB"), (2**20, "MB"), (2**10, "KB")):
+        if abs(value) >= scale:
+            return f"{value / scale:.1f} {suffix}"
+    return f"{int(value)} B"
+
+
+def memory_budget_bytes() -> int:
+    """Memory one training job may plan to use: TEXTGEN_MEMORY_BUDGET_MB when set, otherwise
+    MEMORY_BUDGET_SHARE of the physical memory."""
+    configured = os.environ.get(MEMORY_BUDGET_ENV, "").strip()
+    if configured:
+        try:
+            megabytes = float(configured)
+        except ValueError:
+            raise ConfigError(f"{MEMORY_BUDGET_ENV} must be a number of megabytes, got {configured!r}.") from None
+        if not math.isfinite(megabytes) or megabytes <= 0:
+            raise ConfigError(f"{MEMORY_BUDGET_ENV} must be a positive number of megabytes, got {configured!r}.")
+        return int(megabytes * 2**20)
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        physical = FALLBACK_MEMORY_BYTES
+    return int(MEMORY_BUDGET_SHARE * physical)
+
+
+def estimate_memory(model: ModelConfig, train: TrainConfig, *, budget_bytes: int | None = None) -> MemoryEstimate:
+    """Training memory of `model` at `train.batch_size`: the weights with their gradients and
+    Adam moments, the output logits (batch x max_target_length x target_vocab_size: what a
+    vocabulary explosion blows up), and the other activations of every layer."""
+    from textgen.models.size import parameter_count
+
+    batch = train.batch_size
+    target_length = model.max_target_length
+    source_length = 0 if model.is_decoder_only else model.max_source_length
+    transformer = model.kind in ("transformer", "transformer-lm")
+    width = max(model.model_dim, model.feed_forward_dim // 4) if transformer else model.hidden_units
+    layers = model.num_layers * (1 if model.is_decoder_only else 2)
+    activations = ACTIVATION_COPIES * batch * (source_length + target_length) * width * layers
+    if transformer:  # attention weights: batch x heads x length x length per attention block
+        attention = target_length * target_length + (0 if model.is_decoder_only else
+                                                     2 * target_length * source_length + source_length ** 2)
+        activations += 2 * batch * model.num_heads * attention * model.num_layers  # scores, softmax
+    return MemoryEstimate(
+        weights_bytes=WEIGHT_COPIES * FLOAT_BYTES * parameter_count(model),
+        logits_bytes=LOGIT_COPIES * FLOAT_BYTES * batch * target_length * model.target_vocab_size,
+        activations_bytes=FLOAT_BYTES * activations,
+        budget_bytes=memory_budget_bytes() if budget_bytes is None else budget_bytes,
+    )
+
+
+def check_memory(model: ModelConfig, train: TrainConfig, *, budget_bytes: int | None = None) -> MemoryEstimate:
+    """The estimate, or ConfigError when it is over the budget: refused before a run exists,
+    saying which part is large and what to lower."""
+    estimate = estimate_memory(model, train, budget_bytes=budget_bytes)
+    if estimate.over_budget:
+        parts = {"the output logits (batch_size x max_target_length x target vocabulary of "
+                 f"{model.target_vocab_size:,} tokens)": estimate.logits_bytes,
+                 "the weights and optimizer state": estimate.weights_bytes,
+                 "the activations (batch_size x lengths x width x layers)": estimate.activations_bytes}
+        largest = max(parts, key=parts.__getitem__)
+        raise ConfigError(
+            f"this run needs about {format_bytes(estimate.total_bytes)} of memory to train, over the "
+            f"{format_bytes(estimate.budget_bytes)} budget (set by {MEMORY_BUDGET_ENV} or half the machine's "
+            f"memory); most of it is {largest}. Lower vocab_size (or use the bpe or char tokenizer for a "
+            "corpus with many distinct words), batch_size, max_target_length or the model size."
+        )
+    return estimate
+
+
+@dataclasses.dataclass(frozen=True)
+class LengthOverflow:
+    """Training examples longer than the model's maximum lengths: they are truncated."""
+
+    num_examples: int
+    sources_truncated: int
+    targets_truncated: int  # targets over max_target_length - 1 tokens (room for <s> / </s>)
+    max_source_length: int | None
+    max_target_length: int
+
+    @property
+    def summary(self) -> str:
+        """One line for the UI ("" when nothing is truncated)."""
+        if not (self.sources_truncated or self.targets_truncated):
+            return ""
+        parts = []
+        if self.sources_truncated:
+            parts.append(f"{self.sources_truncated:,} of {self.num_examples:,} training sources are longer than "
+                         f"max_source_length ({self.max_source_length} tokens)")
+        if self.targets_truncated:
+            parts.append(f"{self.targets_truncated:,} of {self.num_examples:,} training targets are longer than "
+                         f"max_target_length - 1 ({self.max_target_length - 1} tokens)")
+        return "; ".join(parts) + " and will be truncated. Raise the maximum lengths to keep them whole."
+
+
+def length_overflow(store: RunStore, plan: Any) -> LengthOverflow:
+    """How many training examples of a seq2seq RunPlan are cut to the model's maximum lengths
+    (counted exactly, with the plan's tokenizers, as `data.encode_pairs` will cut them).
+    Language models read windows of a token stream: nothing is cut."""
+    model: ModelConfig = plan.config.model
+    if model.is_decoder_only:
+        return LengthOverflow(plan.num_train_examples, 0, 0, None, model.max_target_length)
+    config = plan.config
+    train = corpora.run_examples(store, config.corpus_id, valid_corpus_id=config.valid_corpus_id,
+                                 test_corpus_id=config.test_corpus_id)["train"]
+    sources = plan.source_tokenizer.encode_batch([e.source for e in train])
+    targets = plan.target_tokenizer.encode_batch([e.target for e in train])
+    return LengthOverflow(
+        num_examples=len(train),
+        sources_truncated=sum(len(ids) > model.max_source_length for ids in sources),
+        targets_truncated=sum(len(ids) > model.max_target_length - 1 for ids in targets),
+        max_source_length=model.max_source_length,
+        max_target_length=model.max_target_length,
+    )
 
 
 # -- training time --------------------------------------------------------------------------------

@@ -418,14 +418,17 @@ def save_evaluation(store, run_id: str, split: str, decoding_config,
     return int(evaluation_id)
 
 
-# Spreadsheet formula triggers (OWASP "CSV injection"): such cells get a leading apostrophe.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Spreadsheet formula triggers (OWASP "CSV injection"): = + - @, tab, CR and LF, and the
+# full-width = + - @ (an IME types them; some spreadsheets read them as the ASCII ones). Such cells
+# get a leading apostrophe, also when spaces come first (LibreOffice skips them before "=").
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_LEADING_SPACES = " \u00a0\u3000"
 
 
 def neutralize_cell(value: Any) -> Any:
     """A text cell that a spreadsheet would run as a formula, made inert with a leading "'".
     Numbers are left alone (we wrote them)."""
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+    if isinstance(value, str) and value.lstrip(_LEADING_SPACES).startswith(_FORMULA_STARTS):
         return "'" + value
     return value
 

@@ -8,8 +8,11 @@ the new one, never half of one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -62,6 +65,46 @@ def atomic_write_bytes(destination: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_text(destination: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(destination, text.encode("utf-8"))
+
+
+# A temporary file made by `atomic_path`: ".NAME.RANDOM.tmp" plus the kept suffix.
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp(\.[A-Za-z0-9_.]+)?$")
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is one of `atomic_path`'s temporaries."""
+    return bool(_TEMPORARY.match(name))
+
+
+def remove_temporaries(directory: str | os.PathLike, *, older_than: float = 0.0) -> list[Path]:
+    """Delete `atomic_path` temporaries left in `directory` by a process killed mid-write.
+
+    Only the folder's writer may call this with `older_than=0` (a live writer's temporary would
+    vanish under it); others pass a number of seconds. Returns what was removed.
+    """
+    removed = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for entry in entries:
+        if entry.is_file(follow_symlinks=False) and is_temporary(entry.name):
+            try:
+                if older_than and now - entry.stat(follow_symlinks=False).st_mtime < older_than:
+                    continue
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+            except OSError:
+                pass
+    return removed
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """An OSError for a full disk or quota, or SQLite's "database or disk is full"."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return type(error).__name__ == "OperationalError" and "disk is full" in str(error)
 
 
 def safe_join(root: str | os.PathLike, *parts: str) -> Path:

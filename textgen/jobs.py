@@ -39,6 +39,36 @@ UNSTARTED_GRACE_SECONDS = 60
 POLL_SECONDS = 1.0
 
 
+MEMORY_LIMIT_ENV = "TEXTGEN_MEMORY_LIMIT_MB"
+
+
+def apply_memory_limit() -> int | None:
+    """Cap this process's address space at TEXTGEN_MEMORY_LIMIT_MB (unset or 0: no cap), so a job
+    that asks for too much memory gets an allocation failure it reports ("out of memory at batch
+    size N; try ...") instead of the kernel's OOM killer ending it, or the app, without a word.
+    Called by the worker before TensorFlow loads; returns the limit in bytes."""
+    import resource
+
+    text = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        megabytes = int(float(text))
+    except ValueError:
+        raise TextgenError(f"{MEMORY_LIMIT_ENV} must be a number of megabytes, got {text!r}.") from None
+    if megabytes <= 0:
+        return None
+    if megabytes < 1024:
+        raise TextgenError(f"{MEMORY_LIMIT_ENV}={megabytes} is too small: TensorFlow alone needs about "
+                           "1.5 GB of address space. Use at least 1024, or unset it.")
+    limit = megabytes * 2**20
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    return limit
+
+
 def max_jobs() -> int:
     try:
         return max(1, int(os.environ.get(MAX_JOBS_ENV, "1")))
@@ -170,20 +200,28 @@ def run_job(store: RunStore, run_id: str, *, on_progress=None) -> RunRecord:
         try:
             outcome = train_run(store, run_id, should_stop=stop, on_progress=on_progress)
         except TextgenError as error:
-            store.update_run(run_id, status="failed", error=str(error), pid=None, finished_at=time.time())
+            _record_end(store, run_id, "failed", str(error))
             raise
         except BaseException as error:
             traceback.print_exc()
             reason = "interrupted" if isinstance(error, KeyboardInterrupt) else (
                 f"internal error: {type(error).__name__}: {error} (details in {artifacts.LOG_FILE})")
-            store.update_run(run_id, status="failed" if not isinstance(error, KeyboardInterrupt) else "stopped",
-                             error=reason, pid=None, finished_at=time.time())
+            _record_end(store, run_id, "failed" if not isinstance(error, KeyboardInterrupt) else "stopped", reason)
             raise
         return store.update_run(run_id, status=outcome.status, error=outcome.error, pid=None,
                                 finished_at=time.time(), stop_requested=0)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _record_end(store: RunStore, run_id: str, status: str, reason: str) -> None:
+    """Record how a job ended. If even that fails (the disk is full), the reason goes to job.log
+    (stderr), and the run is marked crashed by the next reconcile."""
+    try:
+        store.update_run(run_id, status=status, error=reason, pid=None, finished_at=time.time())
+    except Exception as error:  # noqa: BLE001 - the original failure is what matters
+        print(f"{status}: {reason} (could not record it in the store: {error})", file=sys.stderr, flush=True)
 
 
 # -- control -------------------------------------------------------------------------------------
@@ -235,9 +273,13 @@ def resume(store: RunStore, run_id: str, *, epochs: int | None = None, settings:
         raise TextgenError(f"run {run_id} is {run.status}; only {', '.join(RESUMABLE)} runs can be resumed.")
     run_dir = store.run_dir(run_id)
     config = artifacts.load_run_config(run_dir)
+    train = config.train.with_overrides(settings or {}, from_text=True)  # validated before anything changes
     artifacts.remove_incomplete(run_dir)
-    last = artifacts.Checkpoints(run_dir).get("last")
-    train = config.train.with_overrides(settings or {}, from_text=True)
+    try:
+        last = artifacts.Checkpoints(run_dir).get("last")
+    except StoreError:
+        listed = artifacts.Checkpoints(run_dir).list()
+        last = listed[-1] if listed else None
     if epochs is not None:
         TrainConfig(epochs=epochs)  # validates the range
         done = math.ceil(last.epoch) if last else 0
@@ -247,9 +289,35 @@ def resume(store: RunStore, run_id: str, *, epochs: int | None = None, settings:
     if not store.transition_run(run_id, list(RESUMABLE), status="queued", error=None, pid=None,
                                 finished_at=None, stop_requested=0, config=config.to_dict()):
         raise TextgenError(f"run {run_id} changed state meanwhile; try again.")
+    summary = resume_summary(store, run_id)
+    try:
+        with open(run_dir / artifacts.LOG_FILE, "a", encoding="utf-8") as log:
+            log.write(f"resume: {summary}\n")
+    except OSError:
+        pass
     if background:
         spawn_worker(store, run_id)
     return store.get_run(run_id)
+
+
+def resume_summary(store: RunStore, run_id: str) -> str:
+    """What resuming a run starts from and what it trains again: the steps logged after the last
+    checkpoint (lost when the job was killed between two checkpoints) are redone."""
+    run_dir = store.run_dir(run_id)
+    checkpoints = artifacts.Checkpoints(run_dir)
+    try:
+        last = checkpoints.get("last")
+    except StoreError:
+        listed = checkpoints.list()
+        last = listed[-1] if listed else None
+    trained = [m.step for m in store.get_metrics([run_id], names=["loss"]) if m.split == "train"]
+    reached = max(trained, default=0)
+    start = last.step if last else 0
+    where = (f"resumes from checkpoint {last.name} (step {start}, epoch {last.epoch:.2f})" if last
+             else "has no checkpoint, so it starts again from step 0")
+    if reached > start:
+        return f"{where}; steps {start + 1} to {reached}, trained after that checkpoint, are redone."
+    return f"{where}; nothing is redone."
 
 
 def delete(store: RunStore, run_id: str, timeout: float = 30) -> None:

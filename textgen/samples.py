@@ -584,7 +584,7 @@ def _tale(rng: random.Random) -> str:
               f"{rng.choice(('berries', 'grain', 'apples', 'nuts', 'honey cakes'))} and ran off."]
         p3 = [f"The sack was so heavy that {A} could not climb the hill, and {a['sub']} fell "
               f"into the stream.",
-              f"All the food was washed away.",
+              "All the food was washed away.",
               f"{B} pulled {a['obj']} out of the water and, though {A} had taken so much, "
               f"shared {b['pos']} own supper with {a['obj']}.",
               f"{A} was ashamed, and never took more than {a['pos']} share again."]

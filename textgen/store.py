@@ -212,17 +212,44 @@ class RunStore:
                 f"cannot create the store folder {self.home}: {error.strerror}. "
                 f"Set {HOME_ENV} to a writable folder."
             ) from error
-        self._connection = sqlite3.connect(
-            self.home / DATABASE_NAME, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
-        )
+        database = self.home / DATABASE_NAME
+        try:
+            self._connection = sqlite3.connect(database, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot open the run store {database}: {error}. Check that the folder is "
+                             f"writable, or set {HOME_ENV} to another folder.") from None
         self._connection.row_factory = sqlite3.Row
-        self._connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        mode = self._connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if mode.lower() != "wal":
-            raise StoreError(f"the store at {self.home} could not switch to WAL mode (got {mode}).")
-        self._connection.execute("PRAGMA synchronous = NORMAL")
-        self._connection.execute("PRAGMA foreign_keys = ON")
-        self._migrate()
+        try:
+            self._connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # reads the header
+            mode = self._set_wal()
+            if mode.lower() != "wal":
+                raise StoreError(f"the store at {self.home} could not switch to WAL mode (got {mode}).")
+            self._connection.execute("PRAGMA synchronous = NORMAL")
+            self._connection.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except sqlite3.DatabaseError as error:
+            self._connection.close()
+            if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
+                raise StoreError(f"the run store {database} stayed locked for {BUSY_TIMEOUT_MS // 1000} s; "
+                                 "another process holds it. Try again.") from None
+            raise StoreError(
+                f"the run store {database} is damaged ({error}). Move it aside (for example to "
+                f"{DATABASE_NAME}.damaged) to start an empty store; the run folders under runs/ are kept. "
+                f"Or set {HOME_ENV} to another folder."
+            ) from None
+
+    def _set_wal(self) -> str:
+        """Switch to WAL. On a new file, several processes opening the store at once race for the
+        exclusive lock this needs, and SQLite answers "locked" without waiting: retry briefly."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                return self._connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -242,7 +269,8 @@ class RunStore:
         try:
             yield self._connection
         except BaseException:
-            self._connection.execute("ROLLBACK")
+            if self._connection.in_transaction:  # SQLite rolls back by itself on SQLITE_FULL
+                self._connection.execute("ROLLBACK")
             raise
         else:
             self._connection.execute("COMMIT")

@@ -54,7 +54,7 @@ def visible(text: str, max_chars: int | None = None) -> str:
     Tabs and newlines are shown as ⟨TAB⟩ / ⟨LF⟩ too: a label is one line. Optionally shortened.
     """
     if max_chars is not None and len(text) > max_chars:
-        text = text[:max_chars] + f"… (+{len(text) - max_chars} chars)"
+        text = text[:max_chars] + f"… (+{len(text) - max_chars:,} chars)"
 
     def mark(match: re.Match[str]) -> str:
         char = match.group()

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from textgen import artifacts, corpora
 from textgen.config import CorpusConfig, TokenizerConfig, TrainConfig
-from textgen.errors import ConfigError, CorpusError
+from textgen.errors import ConfigError, CorpusError, StoreError, TextgenError
 from textgen.models.config import PRESET_NAMES, ModelConfig, preset_config
 from textgen.store import RunRecord, RunStore
 
@@ -138,6 +138,9 @@ def plan_run(
     model_config = model_config.with_overrides(model_settings, from_text=True)
     if model_config.source_vocab_size != source_vocab or model_config.target_vocab_size != target_tokenizer.vocab_size:
         raise ConfigError("source_vocab_size and target_vocab_size come from the tokenizers; set vocab_size instead.")
+    from textgen.estimates import check_memory
+
+    check_memory(model_config, train_config)  # a vocabulary explosion is refused here, before a run exists
     steps = steps_per_epoch(len(train_examples) if not probe.is_decoder_only else None, loaded, train_config,
                             model_config, target_tokenizer)
     config = artifacts.RunConfig(record.id, tokenizer_config, model_config, train_config,
@@ -305,6 +308,10 @@ def _prepare_data(store: RunStore, run_dir: Path, config: artifacts.RunConfig, s
     )
 
 
+class TrainingError(TextgenError):
+    """Training could not go on for a reason the user can act on (out of memory, disk full)."""
+
+
 def train_run(
     store: RunStore,
     run_id: str,
@@ -312,9 +319,64 @@ def train_run(
     should_stop: Callable[[], bool] | None = None,
     on_progress: Callable[[dict[str, float]], None] | None = None,
 ) -> TrainingOutcome:
-    """Train (or resume) a run in this process. The caller has marked it "running"."""
+    """Train (or resume) a run in this process. The caller has marked it "running".
+
+    Running out of memory or disk space raises TrainingError saying so and what to do; the
+    checkpoints written before stay as they were.
+    """
     run_dir = store.run_dir(run_id)
     config = artifacts.load_run_config(run_dir)
+    try:
+        return _train_run(store, run_id, run_dir, config, should_stop, on_progress)
+    except BaseException as error:
+        reason = resource_failure(error, config.train, run_dir)
+        if reason is None:
+            raise
+        raise TrainingError(reason) from error
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """MemoryError (Python), ResourceExhaustedError (TensorFlow's allocator), or a oneDNN kernel
+    that could not get its scratch memory (its status 1 is dnnl_out_of_memory)."""
+    if isinstance(error, MemoryError):
+        return True
+    name = type(error).__name__
+    if name == "ResourceExhaustedError":
+        return True
+    return name in ("AbortedError", "InternalError") and "Status: 1," in str(error)
+
+
+def resource_failure(error: BaseException, train: TrainConfig, run_dir: Path) -> str | None:
+    """The message for an out-of-memory or disk-full failure, None for any other error."""
+    import traceback
+
+    from textgen.fsutil import is_disk_full
+
+    try:
+        kept = artifacts.Checkpoints(run_dir).get("last")
+    except Exception:  # noqa: BLE001 - the message must not fail; the disk may be unreadable
+        kept = None
+    keeps = (f"The last checkpoint ({kept.name}, step {kept.step}) is kept; resume from it"
+             if kept else "No checkpoint was written yet; start again")
+    if out_of_memory(error):
+        batch = train.batch_size
+        suggested = max(1, batch // 4)
+        return (f"out of memory at batch size {batch}; try batch_size={suggested} (or a smaller model or "
+                f"max lengths). {keeps} with --set batch_size={suggested}.")
+    if is_disk_full(error):
+        frames = traceback.extract_tb(error.__traceback__)
+        writing = ("metrics to the run store" if type(error).__name__ == "OperationalError" else
+                   "a checkpoint" if any(f.name == "save" and f.filename.endswith("artifacts.py") for f in frames)
+                   else "a file")
+        detail = getattr(error, "strerror", None) or str(error)
+        return (f"disk full while writing {writing} ({detail}). Free space under {run_dir.parent.parent}; "
+                f"{keeps[0].lower()}{keeps[1:]}.")
+    return None
+
+
+def _train_run(store: RunStore, run_id: str, run_dir: Path, config: artifacts.RunConfig,
+               should_stop: Callable[[], bool] | None,
+               on_progress: Callable[[dict[str, float]], None] | None) -> TrainingOutcome:
     configure_threads(config.train)
 
     import keras
@@ -333,8 +395,16 @@ def train_run(
     keras.utils.set_random_seed(train.seed)
 
     checkpoints = artifacts.Checkpoints(run_dir)
-    last = checkpoints.get("last")
-    best = checkpoints.get("best")
+    checkpoints.remove_leftovers()  # this job is the run's only writer
+    try:
+        last = checkpoints.get("last")
+    except StoreError:  # the index points at a damaged folder: the newest whole one
+        listed = checkpoints.list()
+        last = listed[-1] if listed else None
+    try:
+        best = checkpoints.get("best")
+    except StoreError:
+        best = last
     initial_step = last.step if last else 0
     total_steps = max(initial_step, train.epochs * data.steps_per_epoch)
     eval_interval = train.eval_every_steps or data.steps_per_epoch
@@ -347,9 +417,13 @@ def train_run(
         data.valid_dataset = pad_batches_to_multiple(data.valid_dataset, strategy.num_replicas_in_sync)
     with strategy.scope():
         if last is not None:
-            from textgen.models.persistence import load_model_dir
-
-            model = load_model_dir(last.path)
+            model, loaded, warning = artifacts.load_checkpoint_model(checkpoints, last)
+            if warning:
+                print(f"warning: {warning}", flush=True)  # into job.log
+            if loaded.name != last.name:
+                last = loaded
+                initial_step = last.step
+                total_steps = max(initial_step, train.epochs * data.steps_per_epoch)
         else:
             model = build_model(config.model)
         optimizer = build_optimizer(train, total_steps)

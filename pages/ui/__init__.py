@@ -12,8 +12,10 @@ never mutated.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import re
 import threading
+import time
 from typing import Iterator, Sequence
 
 import streamlit as st
@@ -212,3 +214,91 @@ def trained_model(store: RunStore, run_id: str, checkpoint: str = "best"):
     trained, lock = _load_trained(str(store.home), run_id, name)
     with lock:
         yield trained
+
+
+# -- optional shared password ------------------------------------------------------------------
+
+# `.streamlit/secrets.toml` (git-ignored):  [textgen]
+#                                           password = "..."
+# or the environment variable TEXTGEN_PASSWORD. Our own section, not Streamlit's `[auth]` (that
+# one configures Streamlit's OpenID Connect login), and not a top-level key (Streamlit copies
+# top-level secrets into the environment, where every training job would inherit it).
+PASSWORD_SECTION = "textgen"
+PASSWORD_ENV = "TEXTGEN_PASSWORD"
+_PASSED_KEY = "textgen-password-passed"  # True once this session typed the right password
+_FAILED_KEY = "textgen-password-failed"
+_INPUT_KEY = "textgen-password-input"
+# A wrong password costs this long (one session cannot try thousands a second).
+WRONG_PASSWORD_DELAY_S = 0.5
+
+
+class _PasswordMisconfigured(Exception):
+    pass
+
+
+def _configured_password() -> str | None:
+    """The shared password, or None when none is configured (then nothing is gated).
+
+    A secrets file that exists but cannot be read, or a `[textgen]` password that is not a
+    non-empty string, raises: the gate then stays closed rather than silently open."""
+    import os
+    from pathlib import Path
+
+    try:
+        section = st.secrets[PASSWORD_SECTION] if PASSWORD_SECTION in st.secrets else None
+    except FileNotFoundError:  # Streamlit's "no secrets found" or "cannot parse secrets"
+        files = st.get_option("secrets.files") or []
+        if any(Path(path).exists() for path in files):
+            raise _PasswordMisconfigured(
+                "The secrets file (.streamlit/secrets.toml) could not be read; fix its TOML syntax "
+                "and restart the app.") from None
+        section = None
+    if section is not None and "password" in section:
+        password = section["password"]
+        if not isinstance(password, str) or not password:
+            raise _PasswordMisconfigured(
+                f"[{PASSWORD_SECTION}] password in .streamlit/secrets.toml must be a non-empty "
+                "string; fix it and restart the app.")
+        return password
+    return os.environ.get(PASSWORD_ENV) or None
+
+
+def _check_password() -> None:
+    """Form callback: compare in constant time, keep only a flag, forget the typed text."""
+    typed = st.session_state.get(_INPUT_KEY) or ""
+    st.session_state[_INPUT_KEY] = ""
+    try:
+        expected = _configured_password()
+    except _PasswordMisconfigured:
+        expected = None
+    if expected is not None and hmac.compare_digest(typed.encode("utf-8"), expected.encode("utf-8")):
+        st.session_state[_PASSED_KEY] = True
+        st.session_state.pop(_FAILED_KEY, None)
+    else:
+        time.sleep(WRONG_PASSWORD_DELAY_S)
+        st.session_state[_FAILED_KEY] = True
+
+
+def require_password() -> None:
+    """Gate the page behind the shared password when one is configured; call it right after
+    st.set_page_config. Without a password this does nothing. With one, a session that has not
+    typed it sees only the password form (the script stops there); the right password sets a
+    flag in session state (the password itself is never stored or shown), so the other pages
+    of the same browser tab open directly."""
+    try:
+        expected = _configured_password()
+    except _PasswordMisconfigured as problem:
+        st.title("TextGen Lab")
+        st.error(str(problem), icon=":material/lock:")
+        st.stop()
+    if expected is None or st.session_state.get(_PASSED_KEY) is True:
+        return
+    st.title("TextGen Lab")
+    st.caption("This app is protected by a shared password. Ask whoever runs it for the password.")
+    with st.form("textgen-password-form"):
+        st.text_input("Password", type="password", key=_INPUT_KEY, autocomplete="current-password")
+        st.form_submit_button("Enter", type="primary", on_click=_check_password)
+    if st.session_state.get(_FAILED_KEY):
+        st.error("Wrong password. Check it and try again, or ask whoever runs this app for it.",
+                 icon=":material/lock:")
+    st.stop()

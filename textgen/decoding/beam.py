@@ -107,7 +107,10 @@ def beam_search(
         last_steps = tf.where(done, last_steps, step)
         done = done | now_done
         flat_parents = tf.reshape(parents + offsets, [-1])  # (batch * K,)
-        new_state = tf.nest.map_structure(lambda t: tf.gather(t, flat_parents), new_state)
+        # Entries the step passed through unchanged (the same object: per-source constants such
+        # as the encoder memory) are equal across a row's K slots, so reordering them is a no-op.
+        new_state = tf.nest.map_structure(lambda o, n: n if n is o else tf.gather(n, flat_parents),
+                                          state, new_state)
         # A done row's state stays as it was before its last step (a Transformer at its cap
         # would be one position past its table).
         new_state = keep_rows(tf.repeat(done, K), state, new_state)

@@ -100,8 +100,10 @@ def _row_mask(mask: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
 
 
 def keep_rows(keep: tf.Tensor, old, new):
-    """Structure of tensors: `old` where keep (batch,) is True, `new` elsewhere."""
-    return tf.nest.map_structure(lambda o, n: tf.where(_row_mask(keep, n), o, n), old, new)
+    """Structure of tensors: `old` where keep (batch,) is True, `new` elsewhere. A tensor the
+    step passed through unchanged (the same object, e.g. a Transformer's cross-attention keys)
+    is returned as is: no copy per step."""
+    return tf.nest.map_structure(lambda o, n: o if n is o else tf.where(_row_mask(keep, n), o, n), old, new)
 
 
 def zero_rows(mask: tf.Tensor, values: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:

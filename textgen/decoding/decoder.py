@@ -71,6 +71,8 @@ class Generation:
     attention: dict[str, np.ndarray]
     n_best: list[Hypothesis]  # beam: the n-best list (text, ids, tokens, score, log_probs)
     decoder_input_tokens: list[str]  # labels of the self-attention columns
+    # Source (prompt) tokens dropped to fit the model's maximum length: 0 when the whole input was read.
+    source_truncated: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (arrays as lists)."""
@@ -359,15 +361,17 @@ def generate(
         keep = None if limit is None else max(0, limit - 1)  # leaves room for 2 new tokens
         if max_source_length is not None:
             keep = max_source_length if keep is None else min(keep, max_source_length)
-        encoded = [ids[len(ids) - keep:] if keep is not None and len(ids) > keep else ids
-                   for ids in target_tokenizer.encode_batch(sources)]
+        full = target_tokenizer.encode_batch(sources)
+        encoded = [ids[len(ids) - keep:] if keep is not None and len(ids) > keep else ids for ids in full]
         if keep == 0:
             encoded = [[] for _ in encoded]
         label_tokenizer = target_tokenizer
     else:
         limit = max_source_length or getattr(model_config, "max_source_length", None)
-        encoded = [ids[:limit] if limit else ids for ids in source_tokenizer.encode_batch(sources)]
+        full = source_tokenizer.encode_batch(sources)
+        encoded = [ids[:limit] if limit else ids for ids in full]
         label_tokenizer = source_tokenizer
+    dropped = [len(whole) - len(kept) for whole, kept in zip(full, encoded)]
     order = sorted(range(len(sources)), key=lambda i: len(encoded[i]))
     if decoder_only:
         source_ids = np.zeros((len(sources), 0), np.int32)
@@ -382,8 +386,9 @@ def generate(
                      progress=progress)
     by_input: list[Generation | None] = [None] * len(sources)
     for result, i in zip(raw, order):
-        by_input[i] = _to_generation(result, sources[i], encoded[i], label_tokenizer,
-                                     target_tokenizer, decoder_only)
+        by_input[i] = dataclasses.replace(
+            _to_generation(result, sources[i], encoded[i], label_tokenizer, target_tokenizer, decoder_only),
+            source_truncated=dropped[i])
     return by_input  # type: ignore[return-value]
 
 

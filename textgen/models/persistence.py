@@ -36,14 +36,16 @@ def load_config(directory: str | os.PathLike) -> ModelConfig:
     path = Path(directory) / CONFIG_FILE
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise StoreError(f"{path.parent.name}/{CONFIG_FILE} is damaged: not UTF-8 text.") from None
     except FileNotFoundError:
         raise StoreError(f"no saved model in {directory}: {CONFIG_FILE} is missing.") from None
     try:
         return ModelConfig.from_json(text)
-    except ValueError as error:  # ConfigError or malformed JSON
+    except (ValueError, TypeError) as error:  # ConfigError, malformed JSON, or not an object
         if isinstance(error, ConfigError):
-            raise
-        raise StoreError(f"{path} is not valid JSON: {error}") from None
+            raise StoreError(f"{path.parent.name}/{CONFIG_FILE} is not a model config we can build: {error}") from None
+        raise StoreError(f"{path.parent.name}/{CONFIG_FILE} is damaged: not valid JSON ({error}).") from None
 
 
 def load_model_dir(directory: str | os.PathLike) -> Seq2SeqModel:
@@ -53,5 +55,9 @@ def load_model_dir(directory: str | os.PathLike) -> Seq2SeqModel:
     if not weights.is_file():
         raise StoreError(f"no weights in {directory}: {WEIGHTS_FILE} is missing.")
     model = build_model(config)
-    model.load_weights(weights)
+    try:
+        model.load_weights(weights)
+    except Exception as error:  # h5py/Keras: a truncated, garbage or mismatched weights file
+        raise StoreError(f"the weights in {Path(directory).name} are damaged or do not fit the model "
+                         f"({type(error).__name__}: {str(error)[:200]}).") from None
     return model
