@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from textgen.models.base import Attention, Seq2SeqModel, State
 from textgen.models.config import ModelConfig
-from textgen.models.layers import OutputProjection, masked_softmax
+from textgen.models.layers import Dense, OutputProjection, masked_softmax
 from textgen.models.recurrent import RecurrentEncoder, RecurrentStack, recurrent_part
 
 
@@ -32,9 +32,9 @@ class BahdanauAttention(keras.layers.Layer):
         self.query_dim = query_dim
         self.memory_dim = memory_dim
         self.attention_dim = attention_dim
-        self.query_projection = keras.layers.Dense(attention_dim, name="W")  # W s + b
-        self.memory_projection = keras.layers.Dense(attention_dim, use_bias=False, name="U")
-        self.score_vector = keras.layers.Dense(1, use_bias=False, name="v")
+        self.query_projection = Dense(attention_dim, name="W")  # W s + b
+        self.memory_projection = Dense(attention_dim, use_bias=False, name="U")
+        self.score_vector = Dense(1, use_bias=False, name="v")
 
     def build(self, input_shape=None) -> None:
         self.query_projection.build((None, self.query_dim))

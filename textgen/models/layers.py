@@ -29,6 +29,25 @@ def masked_softmax(scores: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     return weights * tf.cast(mask, weights.dtype)
 
 
+class Dense(keras.layers.Dense):
+    """`keras.layers.Dense` whose rank-3+ inputs take one `Einsum` op.
+
+    Keras 3 on TensorFlow multiplies a (batch, length, in) input by `tf.tensordot`, which adds a
+    dozen shape ops (Shape, GatherV2, Prod, ConcatV2, Reshape, Transpose) around each MatMul. A
+    Transformer decoding step runs about 30 projections, so those small ops were most of the
+    graph of the decoding loop. Same weights and names as `keras.layers.Dense` (checkpoints are
+    interchangeable); float32 only (no quantization or LoRA, which we do not use).
+    """
+
+    def call(self, inputs, training=None):
+        if inputs.shape.rank is None or inputs.shape.rank <= 2:
+            return super().call(inputs, training=training)
+        outputs = tf.einsum("...i,io->...o", inputs, self.kernel)  # (..., in) -> (..., units)
+        if self.use_bias:
+            outputs = tf.nn.bias_add(outputs, self.bias)
+        return self.activation(outputs) if self.activation is not None else outputs
+
+
 class OutputProjection(keras.layers.Layer):
     """From decoder features to vocabulary logits.
 
@@ -45,9 +64,9 @@ class OutputProjection(keras.layers.Layer):
         self.input_dim = input_dim
         self.tied = tied_embedding_dim is not None
         if not self.tied:
-            self.dense = keras.layers.Dense(vocab_size, name="logits")
+            self.dense = Dense(vocab_size, name="logits")
         elif tied_embedding_dim != input_dim:
-            self.down_projection = keras.layers.Dense(tied_embedding_dim, use_bias=False,
+            self.down_projection = Dense(tied_embedding_dim, use_bias=False,
                                                       name="to_embedding")
         else:
             self.down_projection = None
@@ -114,10 +133,10 @@ class MultiHeadAttention(keras.layers.Layer):
         self.model_dim = model_dim
         self.num_heads = num_heads
         self.head_dim = model_dim // num_heads
-        self.query_projection = keras.layers.Dense(model_dim, name="query")
-        self.key_projection = keras.layers.Dense(model_dim, name="key")
-        self.value_projection = keras.layers.Dense(model_dim, name="value")
-        self.output_projection = keras.layers.Dense(model_dim, name="output")
+        self.query_projection = Dense(model_dim, name="query")
+        self.key_projection = Dense(model_dim, name="key")
+        self.value_projection = Dense(model_dim, name="value")
+        self.output_projection = Dense(model_dim, name="output")
         self.weights_dropout = keras.layers.Dropout(dropout)
 
     def build(self, input_shape=None) -> None:
@@ -125,15 +144,17 @@ class MultiHeadAttention(keras.layers.Layer):
                            self.output_projection):
             projection.build((None, self.model_dim))
 
+    # Shapes: the batch is -1 and a length known when tracing (1 in a decoding step) is a
+    # constant, so a step's graph needs no Shape/StridedSlice/Pack ops to build them.
     def split_heads(self, x: tf.Tensor) -> tf.Tensor:
-        batch_size, length = tf.shape(x)[0], tf.shape(x)[1]
-        x = tf.reshape(x, [batch_size, length, self.num_heads, self.head_dim])  # (batch, len, heads, head_dim)
+        length = x.shape[1] if x.shape[1] is not None else tf.shape(x)[1]
+        x = tf.reshape(x, [-1, length, self.num_heads, self.head_dim])  # (batch, len, heads, head_dim)
         return tf.transpose(x, [0, 2, 1, 3])  # (batch, heads, len, head_dim)
 
     def merge_heads(self, x: tf.Tensor) -> tf.Tensor:
-        batch_size, length = tf.shape(x)[0], tf.shape(x)[2]
+        length = x.shape[2] if x.shape[2] is not None else tf.shape(x)[2]
         x = tf.transpose(x, [0, 2, 1, 3])  # (batch, len, heads, head_dim)
-        return tf.reshape(x, [batch_size, length, self.model_dim])  # (batch, len, model_dim)
+        return tf.reshape(x, [-1, length, self.model_dim])  # (batch, len, model_dim)
 
     def project_keys_values(self, memory: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """memory (batch, memory_len, model_dim) -> keys, values (batch, heads, memory_len, head_dim)."""
@@ -169,9 +190,9 @@ class FeedForward(keras.layers.Layer):
         super().__init__(**kwargs)
         self.model_dim = model_dim
         self.feed_forward_dim = feed_forward_dim
-        self.hidden = keras.layers.Dense(feed_forward_dim, activation="relu", name="hidden")
+        self.hidden = Dense(feed_forward_dim, activation="relu", name="hidden")
         self.hidden_dropout = keras.layers.Dropout(dropout)
-        self.output_layer = keras.layers.Dense(model_dim, name="output")
+        self.output_layer = Dense(model_dim, name="output")
 
     def build(self, input_shape=None) -> None:
         self.hidden.build((None, self.model_dim))

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from textgen.models.base import Attention, Seq2SeqModel, State
 from textgen.models.config import ModelConfig
-from textgen.models.layers import OutputProjection, masked_softmax
+from textgen.models.layers import Dense, OutputProjection, masked_softmax
 from textgen.models.recurrent import RecurrentEncoder, RecurrentStack, recurrent_part
 
 
@@ -34,9 +34,9 @@ class LuongAttention(keras.layers.Layer):
         self.units = units
         self.score = score
         # s W_a h = s · (W_a h): the memory side is projected once (no bias, as in the paper).
-        self.memory_projection = (keras.layers.Dense(units, use_bias=False, name="W_a")
+        self.memory_projection = (Dense(units, use_bias=False, name="W_a")
                                   if score == "general" else None)
-        self.combine = keras.layers.Dense(units, activation="tanh", use_bias=False, name="W_c")
+        self.combine = Dense(units, activation="tanh", use_bias=False, name="W_c")
 
     def build(self, input_shape=None) -> None:
         if self.memory_projection is not None:
