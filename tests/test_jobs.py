@@ -152,3 +152,26 @@ def test_mirrored_strategy_trains_on_two_logical_devices(home: Path, corpus: str
     assert result.returncode == 0, result.stderr[-3000:]
     assert "replicas 2" in result.stdout
     assert "status finished None" in result.stdout
+
+
+def test_a_background_job_runs_at_a_lower_cpu_priority_than_the_app(home: Path, corpus: str) -> None:
+    """The worker raises its own niceness (TEXTGEN_JOB_NICENESS, default 5), so the Streamlit
+    server sharing two cores is scheduled first."""
+    import json
+
+    from textgen import jobs
+    from textgen.store import RunStore
+
+    result = run_cli("train", "--corpus", corpus, "--model", "gru", "--preset", "tiny", "--epochs", "50",
+                     "--set", "tokenizer=char", "--background", "--json", home=home)
+    assert result.returncode == 0, result.stderr.decode()
+    run_id = json.loads(result.stdout.decode().strip().splitlines()[-1])["run_id"]
+    with RunStore(home) as store:
+        deadline = time.monotonic() + 60
+        while (store.get_run(run_id).status != "running" or not store.get_run(run_id).pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        pid = store.get_run(run_id).pid
+        assert pid, store.get_run(run_id)
+        niceness = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[16])
+        assert niceness == os.nice(0) + jobs.DEFAULT_JOB_NICENESS
+        jobs.delete(store, run_id)

@@ -254,6 +254,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from textgen.store import RunStore
 
     jobs.apply_memory_limit()  # before TensorFlow loads
+    jobs.lower_job_priority()  # the app's server gets the cores first when it needs them
     with RunStore() as store:
         run = jobs.run_job(store, args.run)
     return 0 if run.status in ("finished", "stopped") else 1

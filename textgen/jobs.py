@@ -69,6 +69,25 @@ def apply_memory_limit() -> int | None:
     return limit
 
 
+JOB_NICENESS_ENV = "TEXTGEN_JOB_NICENESS"
+# How much a background job lowers its own CPU priority (0-19): the Streamlit server sharing the
+# cores gets them first when someone clicks, and the job uses them fully the rest of the time.
+DEFAULT_JOB_NICENESS = 5
+
+
+def lower_job_priority() -> int:
+    """Raise this process's niceness by TEXTGEN_JOB_NICENESS (default 5). Called by the worker;
+    returns the niceness reached."""
+    text = os.environ.get(JOB_NICENESS_ENV, "").strip()
+    try:
+        increment = int(text) if text else DEFAULT_JOB_NICENESS
+    except ValueError:
+        raise TextgenError(f"{JOB_NICENESS_ENV} must be a whole number from 0 to 19, got {text!r}.") from None
+    if not 0 <= increment <= 19:
+        raise TextgenError(f"{JOB_NICENESS_ENV} must be a whole number from 0 to 19, got {increment}.")
+    return os.nice(increment)
+
+
 def max_jobs() -> int:
     try:
         return max(1, int(os.environ.get(MAX_JOBS_ENV, "1")))
