@@ -400,3 +400,38 @@ def test_config_cross_checks_and_round_trip():
     config = tiny_config("transformer-postnorm-learned-tied-2l")
     assert ModelConfig.from_json(config.to_json()) == config
     assert config.with_overrides({"num_layers": "3"}, from_text=True).num_layers == 3
+
+
+def test_dense_gradient_has_no_intermediate_larger_than_its_operands() -> None:
+    """Our Dense (one Einsum for rank-3 inputs) must differentiate as matmuls: an ellipsis
+    einsum's gradient broadcast (batch, len, in, units) intermediates, 19 GB for the base
+    Transformer's first training step."""
+    import tensorflow as tf
+
+    from textgen.models.layers import Dense
+
+    layer = Dense(256, activation="relu")
+    layer.build((None, 64))
+    x = tf.random.normal([8, 16, 64])
+
+    @tf.function
+    def gradients(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y * y)
+        return tape.gradient(loss, [x, layer.kernel, layer.bias])
+
+    largest_operand = max(8 * 16 * 64, 8 * 16 * 256, 64 * 256)
+    graph = gradients.get_concrete_function(x).graph
+    sizes = [(op.type, t.shape.num_elements()) for op in graph.get_operations() for t in op.outputs
+             if t.shape.is_fully_defined()]
+    assert sizes and max(size for _, size in sizes) <= largest_operand, max(sizes, key=lambda s: s[1])
+    grad_x, grad_kernel, _ = gradients(x)
+    with tf.GradientTape() as tape:  # the same values as Keras' own Dense on the same weights
+        tape.watch(x)
+        reference = tf.nn.relu(tf.tensordot(x, layer.kernel, 1) + layer.bias)
+        loss = tf.reduce_sum(reference * reference)
+    expected_x, expected_kernel = tape.gradient(loss, [x, layer.kernel])
+    assert float(tf.reduce_max(tf.abs(grad_kernel - expected_kernel))) < 1e-3
+    assert float(tf.reduce_max(tf.abs(grad_x - expected_x))) < 1e-3
