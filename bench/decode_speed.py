@@ -27,6 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--corpora", default=None, help="unused (no corpus needed); accepted for bench/run.py")
     args = parser.parse_args()
 
     import numpy as np

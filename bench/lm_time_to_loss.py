@@ -77,7 +77,7 @@ def main() -> None:
         step_ms = ((steady[-1].time - steady[0].time) / (steady[-1].step - steady[0].step) * 1000
                    if len(steady) > 1 and steady[-1].step > steady[0].step else float("nan"))
         common.info(f"{plan.parameter_count:,} parameters; {step_ms:.1f} ms per training step "
-                    f"(evaluations excluded); run {run.status}, {wall:.0f} s")
+                    f"(wall time between logged training losses, evaluations included); run {run.status}, {wall:.0f} s")
         if args.quick:
             common.report("lm_step_ms", step_ms, "ms", "<60", step_ms < 60,
                           f"valid loss {valid[-1].value:.3f} after {valid[-1].step} steps" if valid else "")
