@@ -48,6 +48,19 @@ def run_cli(*args: str, home: Path | None = None, timeout: float = 300, input: b
     )
 
 
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
+    """predicate()'s first truthy value, polled every `interval` s; AssertionError after `timeout`."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
 DEMO_KINDS = ("gru", "bahdanau", "transformer")
 
 

@@ -5,10 +5,11 @@ that the browser console shows no errors. Screenshots go to a folder printed at 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
+
+from conftest import wait_for
 
 from browser import chromium_page, streamlit_server
 from textgen import samples
@@ -23,13 +24,7 @@ def _points(page) -> int:
 
 
 def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return wait_for(predicate, timeout, what, interval=0.5)
 
 
 @pytest.mark.browser

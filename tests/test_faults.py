@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, copy_home, open_app, run_cli
+from conftest import ROOT, copy_home, open_app, run_cli, wait_for
 from textgen import artifacts, bundle, jobs, samples, training
 from textgen.errors import ConfigError, StoreError
 from textgen.store import ACTIVE_STATUSES, RunStore
@@ -41,13 +41,7 @@ def dates(tmp_path: Path) -> str:
 
 
 def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return wait_for(predicate, timeout, what, interval=0.1)
 
 
 def _status(store: RunStore, run_id: str) -> str:

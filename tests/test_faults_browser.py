@@ -5,11 +5,12 @@ while another session views it (32)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+from conftest import wait_for
 
 from browser import chromium_page, streamlit_server
 from textgen import jobs, samples, training
@@ -19,13 +20,7 @@ pytestmark = pytest.mark.browser
 
 
 def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return wait_for(predicate, timeout, what, interval=0.3)
 
 
 def _step(home: Path, run_id: str) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from browser import chromium_page, streamlit_server
-from conftest import copy_home
+from conftest import copy_home, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -41,13 +41,7 @@ CLEAN = {"images": 0, "scripts": 0, "javascript_links": 0, "handlers": 0, "flag"
 
 
 def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return wait_for(predicate, timeout, what, interval=0.3)
 
 
 def _hostile_home(trained_home: Path, tmp_path: Path) -> tuple[Path, dict[str, str]]:

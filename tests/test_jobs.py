@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, wait_for
 from textgen import artifacts, jobs, samples, training
 from textgen.store import RunStore
 
@@ -25,13 +25,7 @@ def corpus(tmp_path: Path) -> str:
 
 
 def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return wait_for(predicate, timeout, what, interval=0.2)
 
 
 def _long_plan(store: RunStore, corpus: str, **settings: str):
