@@ -23,7 +23,6 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 from pathlib import Path
 
 from textgen import artifacts
@@ -221,8 +220,7 @@ def run_job(store: RunStore, run_id: str, *, on_progress=None) -> RunRecord:
         except TextgenError as error:
             _record_end(store, run_id, "failed", str(error))
             raise
-        except BaseException as error:
-            traceback.print_exc()
+        except BaseException as error:  # the caller prints the traceback (the worker: to job.log)
             reason = "interrupted" if isinstance(error, KeyboardInterrupt) else (
                 f"internal error: {type(error).__name__}: {error} (details in {artifacts.LOG_FILE})")
             _record_end(store, run_id, "failed" if not isinstance(error, KeyboardInterrupt) else "stopped", reason)
