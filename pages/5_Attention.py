@@ -42,6 +42,16 @@ def _test_inputs(home: str, run_id: str) -> comparison.InputSet:
         return comparison.split_inputs(store, [run_id], limit=MAX_EXAMPLES)
 
 
+@st.cache_data(max_entries=64, ttl=3600, show_spinner="Running the model…")
+def _attention(home: str, run_id: str, checkpoint: str, source: str, reference: str) -> attention_views.AttentionSet:
+    """One input's attention, cached per (run, checkpoint, input, reference): choosing another
+    kind, layer or head, or a teammate opening the same link, never runs the model again.
+    Plain data (numpy arrays and str), so a copy per caller."""
+    with RunStore(home) as store:
+        with ui.trained_model(store, run_id, checkpoint) as trained:
+            return attention_views.attention_for_input(trained, source, reference or None, DecodingConfig())
+
+
 def _choose_input(store, run_id: str) -> tuple[str, str] | None:
     """(source, reference from the corpus or "") from the example picker or the text box."""
     _init("att-source", "typed" if ui.query_value("input") else "example")
@@ -179,11 +189,7 @@ with ui.user_errors():
             reference = _choose_reference(picked[1]) if picked else None
             checkpoint = _choose_checkpoint(store.run_dir(run.id)) if reference is not None else None
             if picked and reference is not None and checkpoint:
-                source = picked[0]
-                with st.spinner("Running the model…"):
-                    with ui.trained_model(store, run.id, checkpoint) as trained:
-                        views = attention_views.attention_for_input(
-                            trained, source, reference or None, DecodingConfig())
+                views = _attention(str(store.home), run.id, checkpoint, picked[0], reference)
                 st.text(f"Input:  {ui.label(views.source, 300)}")
                 what = "Reference" if views.mode == "teacher_forced" else "Output"
                 st.text(f"{what}: {ui.label(views.output, 300)}")

@@ -102,6 +102,33 @@ def test_transformer_layer_and_head_from_a_crafted_link_clamp(runs: dict[str, st
     assert app.query_params["kind"] == "encoder_self_attention"
 
 
+def test_changing_the_view_or_opening_the_same_link_never_runs_the_model_again(
+        runs: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model runs once per (run, checkpoint, input, reference): another kind, layer or head,
+    and a second session opening the same link, reuse it; a new input runs it again."""
+    from textgen import attention_views
+
+    real, calls = attention_views.attention_for_input, []
+
+    def counted(*args, **kwargs):
+        calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(attention_views, "attention_for_input", counted)
+    link = {"run": runs["transformer"], "input": "14 March 2011 (cache probe)"}
+    app = _page(**link)
+    assert not app.exception and calls == ["14 March 2011 (cache probe)"]
+    _selectbox(app, "Head").set_value(0).run()
+    _selectbox(app, "Layer").set_value(0).run()
+    _selectbox(app, "Attention").set_value("self_attention").run()
+    assert not app.exception and len(calls) == 1
+    again = _page(**link)  # a teammate opens the same link
+    assert not again.exception and len(calls) == 1
+    assert _charts(again)[0] != {} and again.text[-1].value == app.text[-1].value
+    again.text_input[0].set_value("15 March 2011 (cache probe)").run()
+    assert not again.exception and calls[-1] == "15 March 2011 (cache probe)" and len(calls) == 2
+
+
 def test_checkpoint_slider_shows_the_same_input_earlier(runs: dict[str, str]) -> None:
     # Teacher-forced on the example's reference, so both checkpoints' maps have the same shape.
     app = _page(run=runs["transformer"], mode="teacher_forced")
