@@ -189,26 +189,74 @@ async def run_sessions(url: str, sessions: int, rounds: int, job: str, runs: lis
             await browser.close()
 
 
-class RssSampler(threading.Thread):
-    """Samples a process's VmRSS every `interval` seconds; `.peak` in MiB."""
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds of a process so far (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
-    def __init__(self, pid: int, results: Results, interval: float = 0.25, every: float = 60) -> None:
+
+def chromium_pids() -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as handle:
+                    if handle.read().strip().startswith(("chromium", "chrome")):
+                        pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+class RssSampler(threading.Thread):
+    """Samples a process's VmRSS every `interval` seconds (`.peak` in MiB), and where the CPU goes:
+    CPU seconds used during the sessions by the server, the training job and Chromium (every
+    browser process, read each second; a process that exits keeps its last reading)."""
+
+    def __init__(self, pid: int, job_pid: int | None, results: Results, interval: float = 0.25,
+                 every: float = 60) -> None:
         super().__init__(daemon=True)
-        self.pid, self.results, self.interval, self.every, self.peak = pid, results, interval, every, 0.0
+        self.pid, self.job_pid, self.results, self.interval, self.every = pid, job_pid, results, interval, every
+        self.peak = 0.0
         self.done = threading.Event()
+        self.start_cpu = {"server": cpu_seconds(pid), "job": cpu_seconds(job_pid) if job_pid else 0.0}
+        self.cpu = dict(self.start_cpu)
+        self.chromium: dict[int, float] = {}  # pid -> CPU seconds at the last reading
+        self.chromium_start = {p: cpu_seconds(p) for p in chromium_pids()}  # none expected
+
+    def _read_cpu(self) -> None:
+        self.cpu["server"] = cpu_seconds(self.pid) or self.cpu["server"]
+        if self.job_pid:
+            self.cpu["job"] = cpu_seconds(self.job_pid) or self.cpu["job"]
+        for pid in chromium_pids():
+            self.chromium[pid] = max(self.chromium.get(pid, 0.0), cpu_seconds(pid))
+
+    def cpu_used(self) -> dict[str, float]:
+        """CPU seconds used since the sampler was made, per part."""
+        used = {name: self.cpu[name] - self.start_cpu[name] for name in self.cpu}
+        used["chromium"] = sum(seconds - self.chromium_start.get(pid, 0.0) for pid, seconds in self.chromium.items())
+        return used
 
     def run(self) -> None:
         from browser import rss_mb
 
-        started = next_line = time.monotonic()
+        started = next_line = next_cpu = time.monotonic()
         while not self.done.is_set():
             rss = rss_mb(self.pid)
             self.peak = max(self.peak, rss)
+            if time.monotonic() >= next_cpu:
+                self._read_cpu()
+                next_cpu += 1.0
             if time.monotonic() >= next_line:  # a heartbeat: progress and memory
                 info(f"{time.monotonic() - started:.0f} s: {len(self.results.times)} page loads done, "
                      f"server RSS {rss:.0f} MiB")
                 next_line += self.every
             self.done.wait(self.interval)
+        self._read_cpu()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -252,7 +300,9 @@ def main(argv: list[str] | None = None) -> int:
                 if status != "running":
                     failures.append(f"the training job is {status} before the sessions started")
 
-                sampler = RssSampler(server.pid, results)
+                with RunStore(home) as store:
+                    job_pid = store.get_run(job).pid
+                sampler = RssSampler(server.pid, job_pid, results)
                 sampler.start()
                 results.deadline = time.monotonic() + 60 * args.max_minutes
                 try:
@@ -266,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
                 status_after, step_after = job_state(home, job)
                 info(f"{args.sessions} sessions x {args.rounds} rounds x 8 pages: {len(results.times)} page "
                      f"loads in {wall:.0f} s; the job {status_after} throughout, steps {step} -> {step_after}")
+                used = sampler.cpu_used()
+                info("CPU seconds during the sessions: " + ", ".join(f"{name} {seconds:.0f}" for name, seconds in used.items())
+                     + f" (of {os.cpu_count() * wall:.0f} core-seconds on {os.cpu_count()} cores)")
                 if status_after != "running":
                     failures.append(f"the training job is {status_after} after the sessions (expected running)")
                 time.sleep(args.settle)

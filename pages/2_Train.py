@@ -58,6 +58,8 @@ TOKENIZER_FIELDS = ("vocab_size", "min_frequency", "lowercase")
 # Query keys that are not settings: the form's own, and Streamlit's.
 QUERY_KEYS = ("model", "preset", "corpus", "embed", "embed_options")
 MAX_LISTED_RUNS = 30
+# With no job active, the job list still polls, this slowly, for jobs started elsewhere.
+IDLE_POLL_SECONDS = 10.0
 MAX_LINK_PROBLEMS = 8
 CONFIRM_KEY = "train-confirm-delete"  # the run id whose deletion awaits a "Yes"
 
@@ -125,11 +127,20 @@ def show_plan(plan: Any, estimate: estimates.TimeEstimate) -> None:
                f"{plan.num_train_examples:,} training examples.{budget}")
 
 
-@st.fragment(run_every=ui.POLL_SECONDS)
 def job_list() -> None:
-    """The runs, newest first, with progress and controls; polls the store."""
+    """The runs, newest first, with progress and controls: a fragment that polls the store every
+    POLL_SECONDS while a job is active, every IDLE_POLL_SECONDS otherwise (to notice a job started
+    elsewhere: another tab, the command line)."""
+    with ui.user_errors(), ui.open_store() as store:
+        active = any(run.status in ACTIVE_STATUSES for run in ui.list_runs(store))
+    st.fragment(run_every=ui.POLL_SECONDS if active else IDLE_POLL_SECONDS)(_job_list)(active)
+
+
+def _job_list(was_active: bool) -> None:
     with ui.user_errors(), ui.open_store() as store:
         runs = ui.list_runs(store)
+        if any(run.status in ACTIVE_STATUSES for run in runs) != was_active:
+            st.rerun()  # a job started or ended: poll at the other pace
         if not runs:
             st.info("No runs yet. Start one above.", icon=":material/model_training:")
             return
