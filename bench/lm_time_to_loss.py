@@ -39,7 +39,10 @@ def main() -> None:
     parser.add_argument("--corpora", default=None)
     parser.add_argument("--target-loss", type=float, default=1.89)
     parser.add_argument("--minutes", type=float, default=6.0, help="give up after this long (full mode)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a training setting of the recipe (to try one: jit_compile=true)")
     args = parser.parse_args()
+    overrides = dict(item.split("=", 1) for item in args.set)
     path = common.corpora_dir(args.corpora) / "tinyshakespeare.txt"
 
     from textgen import jobs, training
@@ -53,9 +56,11 @@ def main() -> None:
         # nanoGPT's 2,000 iterations are ~1.5 epochs here; the cosine decays over our planned
         # steps (2 epochs), so the learning rate is a little higher late in the run than nanoGPT's.
         plan = training.plan_run(store, str(path), "transformer-lm", preset="small",
-                                 settings={**SETTINGS, "epochs": "2", "minutes": str(minutes)},
+                                 settings={**SETTINGS, "epochs": "2", "minutes": str(minutes), **overrides},
                                  corpus_config=CorpusConfig(valid_fraction=0.1, test_fraction=0.0),
                                  label="nanoGPT baby recipe")
+        if overrides:
+            common.info(f"recipe overridden: {overrides}")
         run_id = jobs.submit(store, plan, background=False).id
         started = time.time()
         reached: dict[str, float] = {}
