@@ -26,6 +26,11 @@ up and closed: modules imported, models loaded), every 0.25 s during the session
 `--settle` seconds after they closed. The training job is checked to be running throughout and
 stopped at the end (textgen.jobs.request_stop).
 
+Where the CPU went is read from /proc during the sessions: the server, the job and every Chromium
+process. The test's browsers run on the same two cores as the server, so it also prints the CPU
+per page load of each and the floor they set: sessions x (browser + server CPU per page) / cores
+is the least time in which every session can have its page drawn, however fast the server is.
+
 Prints `BENCH load_page_p95_seconds <s> s target=<3`, `BENCH load_server_rss_after_mb` and
 `BENCH load_server_rss_ratio` (after / baseline, target <1.5), then a summary, and exits 1 when a page
 failed, was not reached within --max-minutes, or the console had errors. A line per session and
@@ -163,9 +168,11 @@ async def browse(browser, url: str, session: int, rounds: int, job: str, runs: l
                                             + " | ".join(text[:200] for text in shown))
                 if name == "compare":  # the outputs table (a lazily loaded component)
                     try:
-                        await page.locator("[data-testid='stDataFrameResizable']").first.wait_for(timeout=30_000)
+                        await page.locator("[data-testid='stDataFrameResizable']").first.wait_for(timeout=90_000)
                     except Exception:
-                        results.problems.append(f"session {session} round {round_} compare: no output table")
+                        shown = await page.locator("[data-testid='stMain']").inner_text()
+                        results.problems.append(f"session {session} round {round_} compare: no output table "
+                                                f"90 s after the script finished; the page showed: {shown[-300:]!r}")
             mine = [seconds for _, seconds, who, when in results.times if who == session and when == round_]
             info(f"session {session} round {round_}: {len(mine)} pages in {loop.time() - round_started:.0f} s"
                  + (f", slowest {max(mine):.1f} s" if mine else ""))
@@ -319,6 +326,18 @@ def main(argv: list[str] | None = None) -> int:
                 used = sampler.cpu_used()
                 info("CPU seconds during the sessions: " + ", ".join(f"{name} {seconds:.0f}" for name, seconds in used.items())
                      + f" (of {os.cpu_count() * wall:.0f} core-seconds on {os.cpu_count()} cores)")
+                loads = max(len(results.times), 1)
+                # What one round of page loads costs the machine: with every session loading a page
+                # at once, no page can show sooner than sessions x (browser + server CPU per page)
+                # / cores, however the app is written.
+                per_page = {name: used[name] / loads for name in ("chromium", "server")}
+                floor = args.sessions * (per_page["chromium"] + per_page["server"]) / (os.cpu_count() or 1)
+                lines.append(report("load_chromium_cpu_per_page_s", per_page["chromium"], "s", "none", None,
+                                    "the test's own browsers, on the same cores"))
+                lines.append(report("load_server_cpu_per_page_s", per_page["server"], "s", "none", None,
+                                    "the Streamlit server: script runs, generation, messages"))
+                lines.append(report("load_page_floor_seconds", floor, "s", "none", None,
+                                    f"{args.sessions} sessions x (browser + server CPU per page) / {os.cpu_count()} cores"))
                 if status_after != "running":
                     failures.append(f"the training job is {status_after} after the sessions (expected running)")
                 time.sleep(args.settle)
