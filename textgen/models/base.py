@@ -49,12 +49,13 @@ State layout per family (all float32 unless noted)
     bahdanau / luong       the above + "memory" (batch, source_len, hidden_units): encoder outputs,
                            "memory_keys" (batch, source_len, hidden_units): their projection for
                            the score, "source_mask" bool (batch, source_len)
-    transformer            "cross_keys", "cross_values" (batch, num_layers, num_heads, source_len,
-                           head_dim): encoder memory projected once per layer; "source_mask" bool
-                           (batch, source_len); "self_keys", "self_values" (batch, num_layers,
-                           num_heads, max_target_length, head_dim): the KV cache, preallocated;
-                           "step" int32 (batch,): the position the next token is written to
-    transformer-lm         "self_keys", "self_values", "step" as above
+    transformer            "cross_keys_<i>", "cross_values_<i>" for each layer i (batch,
+                           num_heads, source_len, head_dim): encoder memory projected once;
+                           "source_mask" bool (batch, source_len); "self_keys_<i>",
+                           "self_values_<i>" (batch, num_heads, max_target_length, head_dim): the
+                           KV cache, preallocated; "step" int32 (batch,): the position the next
+                           token is written to
+    transformer-lm         "self_keys_<i>", "self_values_<i>", "step" as above
 """
 
 from __future__ import annotations

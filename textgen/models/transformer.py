@@ -13,8 +13,8 @@ by later padding, so real positions never see it).
 
 Key/value cache. `encode` projects the encoder memory into every decoder layer's cross-attention
 keys and values once, and preallocates the self-attention cache at max_target_length positions:
-"self_keys"/"self_values" (batch, num_layers, num_heads, max_target_length, head_dim) and a "step"
-(batch,) counter. `decode_step` projects only the new token, writes its key and value at `step`
+"self_keys_<i>"/"self_values_<i>" per layer i (batch, num_heads, max_target_length, head_dim) and
+a "step" (batch,) counter. `decode_step` projects only the new token, writes its key and value at `step`
 (a `tf.where` on a one-hot position: fixed shapes, so one `tf.function` trace serves every step)
 and attends over positions 0..step. A step therefore costs the new token's projections and FFN
 plus one pass over the cache, never a recomputation of the prefix; the price of fixed shapes is
@@ -261,19 +261,26 @@ class TransformerDecoder(keras.layers.Layer):
             attention["cross_attention"] = tf.stack(cross_weights, axis=1)  # (batch, layers, heads, T, S)
         return self._logits(x), attention
 
+    # One state entry per layer, not one (batch, layers, ...) tensor: stacking the layers after
+    # every step and slicing them out again copied the whole cache twice per step (with the
+    # `base` model and beam 5 at batch 32, 250 MB each time).
+
     def initial_cache(self, batch_size: tf.Tensor) -> State:
         """Empty self-attention cache for `batch_size` sequences, step 0."""
-        zeros = tf.zeros([batch_size, self.num_layers, self.num_heads, self.max_length,
-                          self.head_dim])  # (batch, layers, heads, max_target_length, head_dim)
-        return {"self_keys": zeros, "self_values": zeros,
-                "step": tf.zeros([batch_size], tf.int32)}
+        zeros = tf.zeros([batch_size, self.num_heads, self.max_length,
+                          self.head_dim])  # (batch, heads, max_target_length, head_dim)
+        cache = {"step": tf.zeros([batch_size], tf.int32)}
+        for i in range(self.num_layers):
+            cache[f"self_keys_{i}"], cache[f"self_values_{i}"] = zeros, zeros
+        return cache
 
     def project_memory(self, memory: tf.Tensor) -> State:
         """Every layer's cross-attention keys and values, computed once per source."""
-        keys, values = zip(*(layer.cross_attention.project_keys_values(memory)
-                             for layer in self.decoder_layers))
-        return {"cross_keys": tf.stack(keys, axis=1),  # (batch, layers, heads, source_len, head_dim)
-                "cross_values": tf.stack(values, axis=1)}
+        projected = {}
+        for i, layer in enumerate(self.decoder_layers):
+            keys, values = layer.cross_attention.project_keys_values(memory)  # (batch, heads, source_len, head_dim)
+            projected[f"cross_keys_{i}"], projected[f"cross_values_{i}"] = keys, values
+        return projected
 
     def step(self, token_ids: tf.Tensor, state: State) -> tuple[tf.Tensor, State, Attention]:
         """token_ids (batch,) at position state["step"] -> logits (batch, vocab), new state, attention."""
@@ -284,20 +291,18 @@ class TransformerDecoder(keras.layers.Layer):
         prefix_mask = tf.less_equal(slots, step[:, None])[:, None, None, :]  # (batch, 1, 1, max_len)
         source_mask = state.get("source_mask")
         cross_mask = None if source_mask is None else source_mask[:, None, None, :]  # (batch, 1, 1, source_len)
-        keys, values, self_weights, cross_weights = [], [], [], []
+        new_state = {**state, "step": step + 1}
+        self_weights, cross_weights = [], []
         for i, layer in enumerate(self.decoder_layers):
-            cross = ((state["cross_keys"][:, i], state["cross_values"][:, i])
+            cross = ((state[f"cross_keys_{i}"], state[f"cross_values_{i}"])
                      if self.has_cross_attention else (None, None))
             x, (layer_self, layer_keys, layer_values), layer_cross = layer.step(
-                x, state["self_keys"][:, i], state["self_values"][:, i], write_position,
+                x, state[f"self_keys_{i}"], state[f"self_values_{i}"], write_position,
                 prefix_mask, *cross, cross_mask)
-            keys.append(layer_keys)
-            values.append(layer_values)
+            new_state[f"self_keys_{i}"], new_state[f"self_values_{i}"] = layer_keys, layer_values
             self_weights.append(layer_self[:, :, 0])  # (batch, heads, max_len)
             if self.has_cross_attention:
                 cross_weights.append(layer_cross[:, :, 0])  # (batch, heads, source_len)
-        new_state = {**state, "self_keys": tf.stack(keys, axis=1), "self_values": tf.stack(values, axis=1),
-                     "step": step + 1}
         attention = {"self_attention": tf.stack(self_weights, axis=1)}  # (batch, layers, heads, max_len)
         if self.has_cross_attention:
             attention["cross_attention"] = tf.stack(cross_weights, axis=1)  # (batch, layers, heads, source_len)
