@@ -74,49 +74,8 @@ def test_resume_continues_the_step_count_and_keeps_optimizer_state(store: RunSto
     assert rates and all(r == pytest.approx(0.0005) for r in rates)
 
 
-def test_a_non_finite_loss_fails_the_run_at_that_step_and_keeps_the_last_good_checkpoint(store: RunStore) -> None:
-    """Our models' losses stay finite even at learning rate 10 (the most the config allows), so
-    the divergence is driven by plain SGD at an absurd rate, through the same callbacks `train_run` uses."""
-    import keras
-    import tensorflow as tf
-
-    from textgen import callbacks
-    from textgen.models import ModelConfig, build_model
-    from textgen.models.losses import MaskedCrossEntropy
-
-    config = ModelConfig(kind="gru", source_vocab_size=12, target_vocab_size=12, embedding_dim=8,
-                         hidden_units=8, num_layers=1, dropout=0.0, max_source_length=8, max_target_length=8)
-    model = build_model(config)
-    rng = np.random.default_rng(0)
-    source = rng.integers(4, 12, size=(64, 6)).astype("int32")
-    target = rng.integers(4, 12, size=(64, 6)).astype("int32")
-    dataset = tf.data.Dataset.from_tensor_slices(
-        ({"source_ids": source, "target_input_ids": target}, target)).batch(8).repeat()
-    # A sane learning rate until the first evaluation, an absurd one after it.
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=1e-3), loss=MaskedCrossEntropy())
-
-    clock = callbacks.TrainingClock(initial_step=0, total_steps=40, steps_per_epoch=8, tokens_per_step=48, minutes=0)
-    control = callbacks.RunControl(clock, lambda: False)
-    run = store.create_run(label="diverging", kind="gru", config={})
-    evaluator = callbacks.Evaluator(store, run.id, clock, control, score_and_probe=lambda: ({}, []))
-    checkpoints = artifacts.Checkpoints(store.run_dir(run.id))
-    saver = callbacks.CheckpointSaver(checkpoints, evaluator, control, clock, "valid_loss", patience=0)
-
-    class Diverge(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            self.model.optimizer.learning_rate = 1e38
-
-    model.fit(dataset, steps_per_epoch=4, epochs=10, validation_data=dataset.take(2), shuffle=False,
-              callbacks=[control, evaluator, saver, Diverge()], verbose=0)
-    assert control.outcome == "failed"
-    failed_step = int(control.error.removeprefix("non-finite loss at step "))
-    assert 4 < failed_step <= 8
-    last = checkpoints.get("last")
-    assert last is not None and last.step == 4  # saved at the evaluation before the divergence
-    from textgen.models.persistence import load_model_dir
-
-    assert all(np.isfinite(w).all() for w in load_model_dir(last.path).get_weights())
-    assert [m.step for m in store.get_metrics([run.id], names=["loss"])] == [4]  # no valid loss after
+# A non-finite loss failing the run at its step (keeping the last good checkpoint) is issue 8's
+# case 23, tested in test_faults.py.
 
 
 @pytest.mark.parametrize(
