@@ -45,9 +45,10 @@ def main() -> None:
         for strategy in ("greedy", "beam"):
             config = DecodingConfig(strategy=strategy, beam_width=5, max_length=64, batch_size=32,
                                     time_limit_seconds=0)
-            generate(trained.model, trained.source_tokenizer, trained.target_tokenizer, sources[:8], config)  # trace
+            generate(trained.model, trained.source_tokenizer, trained.target_tokenizer, sources[:8], config, attention=False)  # trace
             started = time.perf_counter()
-            outputs = generate(trained.model, trained.source_tokenizer, trained.target_tokenizer, sources, config)
+            outputs = generate(trained.model, trained.source_tokenizer, trained.target_tokenizer, sources, config,
+                               attention=False)
             seconds = time.perf_counter() - started
             lengths = [len(g.tokens) for g in outputs]
             figures[strategy] = len(sources) / seconds

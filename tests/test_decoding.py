@@ -355,6 +355,22 @@ def test_beam_width_one_equals_greedy_for_every_family(kind):
             np.testing.assert_allclose(g.attention[key], b.attention[key], atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["transformer", "bahdanau", "transformer-lm"])
+@pytest.mark.parametrize("strategy", ["greedy", "beam", "sample"])
+def test_without_attention_the_outputs_are_the_same_and_no_attention_comes_back(kind, strategy):
+    """attention=False (scoring) decodes exactly what attention=True does, returning no maps."""
+    model = tiny_model(kind)
+    source, prompts = _inputs(kind)
+    config = DecodingConfig(strategy=strategy, beam_width=3, max_length=6, seed=5)
+    with_maps = decode_ids(model, source, config, prompt_ids=prompts)
+    text_only = decode_ids(model, source, config, prompt_ids=prompts, attention=False)
+    assert all(r.attention for r in with_maps)
+    for a, b in zip(with_maps, text_only):
+        assert b.attention == {} and all(h.ids.tolist() == g.ids.tolist() for h, g in zip(a.n_best, b.n_best))
+        assert (a.ids.tolist(), a.finished, a.stop_reason) == (b.ids.tolist(), b.finished, b.stop_reason)
+        np.testing.assert_allclose(a.log_probs, b.log_probs, atol=1e-5)
+
+
 def _teacher_forced_greedy(model, source_row, decoder_input):
     """argmax (with <pad> and <s> banned) of the teacher-forced logits."""
     logits = model({"source_ids": tf.constant(source_row[None]),

@@ -241,7 +241,7 @@ def evaluate(model, source_tokenizer, target_tokenizer, sources: Sequence[str],
 
     _check_texts(list(sources), references, None)
     generations = generate(model, source_tokenizer, target_tokenizer, sources, decoding_config,
-                           max_source_length=max_source_length, progress=progress)
+                           max_source_length=max_source_length, progress=progress, attention=False)
     result = score([g.output for g in generations], references, sources=sources,
                    bootstrap_samples=bootstrap_samples, seed=seed,
                    rouge_tokenizer=rouge_tokenizer)

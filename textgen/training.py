@@ -450,11 +450,13 @@ def _train_run(store: RunStore, run_id: str, run_dir: Path, config: artifacts.Ru
     def score_and_probe():
         scores: dict[str, float] = {}
         if data.score_sources:
-            outputs = [g.output for g in generate(model, source_tokenizer, target_tokenizer, data.score_sources, greedy)]
+            outputs = [g.output for g in generate(model, source_tokenizer, target_tokenizer, data.score_sources, greedy,
+                                                  attention=False)]
             scores = validation_scores(outputs, data.score_references)
         probes = []
         if data.probe_sources:
-            outputs = [g.output for g in generate(model, source_tokenizer, target_tokenizer, data.probe_sources, greedy)]
+            outputs = [g.output for g in generate(model, source_tokenizer, target_tokenizer, data.probe_sources, greedy,
+                                                  attention=False)]
             probes = list(zip(data.probe_indices, data.probe_sources, data.probe_references, outputs))
         return scores, probes
 

@@ -162,12 +162,14 @@ def prefill(step_fn: StepFunction, state: State, prompt_ids: tf.Tensor,
 _COMPILED: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 
 
-def _compiled_search(model, config: DecodingConfig, eos_id: int) -> Callable:
-    """The tf.function decoding a batch with `model`, cached per model and static settings."""
+def _compiled_search(model, config: DecodingConfig, eos_id: int, attention: bool = True) -> Callable:
+    """The tf.function decoding a batch with `model`, cached per model and static settings.
+    attention False: the step's attention is dropped before the search sees it, so nothing is
+    recorded and the graph prunes what only attention needed."""
     decoder_only = _is_decoder_only(model)
     key = (config.strategy, config.beam_width if config.strategy == "beam" else 0,
            config.n_best_size, config.strategy == "sample" and config.top_k > 0,
-           config.strategy == "sample" and config.top_p < 1.0, eos_id, decoder_only)
+           config.strategy == "sample" and config.top_p < 1.0, eos_id, decoder_only, attention)
     try:
         per_model = _COMPILED.setdefault(model, {})
     except TypeError:  # not weak-referenceable: no cache
@@ -175,6 +177,10 @@ def _compiled_search(model, config: DecodingConfig, eos_id: int) -> Callable:
     if key in per_model:
         return per_model[key]
     strategy, beam_width, n_best, use_top_k, use_top_p = key[:5]
+
+    def step_fn(token_ids, state):
+        logits, new_state, step_attention = model.decode_step(token_ids, state)
+        return logits, new_state, step_attention if attention else {}
 
     @tf.function(input_signature=[
         tf.TensorSpec([None, None], tf.int32),  # source_ids
@@ -194,17 +200,17 @@ def _compiled_search(model, config: DecodingConfig, eos_id: int) -> Callable:
             alpha, temperature, top_k, top_p, seed):
         state = model.encode(source_ids)
         if decoder_only:
-            state, start_ids = prefill(model.decode_step, state, prompt_ids, prompt_lengths)
+            state, start_ids = prefill(step_fn, state, prompt_ids, prompt_lengths)
         else:
             start_ids = prompt_ids[:, 0]
         if strategy == "greedy":
-            return greedy_search(model.decode_step, state, start_ids, max_steps=max_steps,
+            return greedy_search(step_fn, state, start_ids, max_steps=max_steps,
                                  eos_id=eos_id, deadline=deadline, max_lengths=max_lengths)
         if strategy == "beam":
-            return beam_search(model.decode_step, state, start_ids, beam_width=beam_width,
+            return beam_search(step_fn, state, start_ids, beam_width=beam_width,
                                num_return=n_best, alpha=alpha, max_steps=max_steps,
                                eos_id=eos_id, deadline=deadline, max_lengths=max_lengths)
-        return sample_search(model.decode_step, state, start_ids, max_steps=max_steps, seed=seed,
+        return sample_search(step_fn, state, start_ids, max_steps=max_steps, seed=seed,
                              example_ids=example_ids, temperature=temperature, top_k=top_k,
                              top_p=top_p, use_top_k=use_top_k, use_top_p=use_top_p,
                              eos_id=eos_id, deadline=deadline, max_lengths=max_lengths)
@@ -248,6 +254,7 @@ def decode_ids(
     example_ids: Sequence[int] | None = None,
     deadline: float | None = None,
     progress: Callable[[int, int], None] | None = None,
+    attention: bool = True,
 ) -> list[RawResult]:
     """Decode many inputs, config.batch_size at a time, one `RawResult` per row.
 
@@ -257,7 +264,8 @@ def decode_ids(
     example_ids key sampling randomness (default: row numbers). deadline: epoch seconds
     (default now + config.time_limit_seconds); inputs not started by then come back empty with
     stop_reason "time_limit". Attention is cut to each row's real source tokens and to the
-    decoder inputs actually read.
+    decoder inputs actually read; attention=False returns none (faster: for scoring, where
+    only the text counts).
     """
     source_ids = np.asarray(source_ids, np.int32)
     if source_ids.ndim != 2:
@@ -273,7 +281,7 @@ def decode_ids(
         raise ValueError(f"got {count} sources but {len(prompts)} prompts / "
                          f"{len(example_ids)} example ids.")
     source_lengths = (source_ids != PAD_ID).sum(axis=1)
-    run = _compiled_search(model, config, eos_id)
+    run = _compiled_search(model, config, eos_id, attention)
     capacity = _max_target_length(model)
     results: list[RawResult] = []
     for begin in range(0, count, config.batch_size):
@@ -347,12 +355,14 @@ def generate(
     *,
     max_source_length: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    attention: bool = True,
 ) -> list[Generation]:
     """Decode texts. Each text is tokenised (the tokenizer normalises it), inputs are sorted by
     length into batches (less padding; results come back in input order), decoded and
     detokenised. Decoder-only models (`model.config.kind` ends with "-lm"): the text is the
     prompt, encoded with the target tokenizer and truncated from the left to fit the context;
-    `output` is the continuation. source_tokenizer may be None for them."""
+    `output` is the continuation. source_tokenizer may be None for them. attention=False: the
+    generations carry no attention (see `decode_ids`)."""
     sources = list(sources)
     decoder_only = _is_decoder_only(model)
     model_config = getattr(model, "config", None)
@@ -383,7 +393,7 @@ def generate(
             source_ids[row, :len(encoded[i])] = encoded[i]
         prompt_ids = None
     raw = decode_ids(model, source_ids, config, prompt_ids=prompt_ids, example_ids=order,
-                     progress=progress)
+                     progress=progress, attention=attention)
     by_input: list[Generation | None] = [None] * len(sources)
     for result, i in zip(raw, order):
         by_input[i] = dataclasses.replace(
