@@ -236,7 +236,8 @@ def evaluate(model, source_tokenizer, target_tokenizer, sources: Sequence[str],
              seed: int = 12345, max_source_length: int | None = None, progress=None,
              rouge_tokenizer: str = "default") -> tuple[EvaluationResult, list]:
     """Decode `sources` with `decoding_config` and score the outputs against `references`.
-    Returns the scores and the `Generation`s (for the UI's per-example view)."""
+    Returns the scores and the `Generation`s (texts, tokens and log-probabilities; decoded
+    without attention, which scoring never reads)."""
     from textgen.decoding import generate  # TensorFlow only when a model is evaluated
 
     _check_texts(list(sources), references, None)
