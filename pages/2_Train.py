@@ -132,7 +132,7 @@ def job_list() -> None:
     POLL_SECONDS while a job is active, every IDLE_POLL_SECONDS otherwise (to notice a job started
     elsewhere: another tab, the command line)."""
     with ui.user_errors(), ui.open_store() as store:
-        active = any(run.status in ACTIVE_STATUSES for run in ui.list_runs(store))
+        active = bool(store.list_runs(statuses=ACTIVE_STATUSES))  # the fragment reconciles
     st.fragment(run_every=ui.POLL_SECONDS if active else IDLE_POLL_SECONDS)(_job_list)(active)
 
 

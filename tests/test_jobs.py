@@ -164,19 +164,13 @@ def test_a_background_job_runs_at_a_lower_cpu_priority_than_the_app(home: Path, 
     server sharing two cores is scheduled first."""
     import json
 
-    from textgen import jobs
-    from textgen.store import RunStore
-
     result = run_cli("train", "--corpus", corpus, "--model", "gru", "--preset", "tiny", "--epochs", "50",
                      "--set", "tokenizer=char", "--background", "--json", home=home)
     assert result.returncode == 0, result.stderr.decode()
     run_id = json.loads(result.stdout.decode().strip().splitlines()[-1])["run_id"]
     with RunStore(home) as store:
-        deadline = time.monotonic() + 60
-        while (store.get_run(run_id).status != "running" or not store.get_run(run_id).pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        pid = store.get_run(run_id).pid
-        assert pid, store.get_run(run_id)
-        niceness = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[16])
+        running = _wait_for(lambda: (run := store.get_run(run_id)).status == "running" and run.pid and run, 60,
+                            "the job to run")
+        niceness = os.getpriority(os.PRIO_PROCESS, running.pid)
         assert niceness == os.nice(0) + jobs.DEFAULT_JOB_NICENESS
         jobs.delete(store, run_id)
