@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -93,24 +94,53 @@ def test_stop_delete_and_runs_from_the_command_line(home: Path, corpus: str) -> 
     assert run_cli("stop", run.id, home=home).returncode == 2  # no such run: one clear line
 
 
-def test_deleting_a_running_job_stops_it_first_and_the_process_leaves_at_once_on_busy_cores(
+def test_deleting_a_running_job_hides_it_at_once_stops_it_and_the_process_leaves_on_busy_cores(
         store: RunStore, corpus: str) -> None:
-    """The job records "stopped" and its process is gone within seconds even while other
+    """Every listing drops the run the moment it is deleted: another session polling the store
+    never sees it "stopped" on its way out (a viewer's page would stop polling and keep showing
+    it). The job still stops first, and its process is gone within seconds even while other
     processes keep both cores busy (its interpreter teardown used to wait 20 s on tf.data's
     threads there, holding the job's memory after the run was deleted)."""
     run = jobs.submit(store, _long_plan(store, corpus))
     _wait_for(lambda: _status(store, run.id) == "running", 60, "the job to run")
     pid = store.get_run(run.id).pid
+    seen: list[str] = []
+    deleting = threading.Event()
+
+    def watch() -> None:  # another session's page: its own connection, polling all the time
+        with RunStore(store.home) as viewer:
+            while deleting.is_set():
+                seen.extend(listed.status for listed in viewer.list_runs() if listed.id == run.id)
+
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(3)]
     try:
         time.sleep(20)  # the slow teardown needed a job that had trained a while on busy cores
+        deleting.set()
+        watcher = threading.Thread(target=watch)
+        watcher.start()
         jobs.delete(store, run.id)
-        assert store.list_runs() == []
+        deleting.clear()
+        watcher.join()
+        assert store.list_runs() == [] and not store.run_dir(run.id).exists()
+        assert set(seen) <= {"running"}, f"a viewer saw the deleted run as {sorted(set(seen))}"
         _wait_for(lambda: not jobs.process_alive(pid, None), 5, "the job process to end")
     finally:
         for process in busy:
             process.kill()
             process.wait()
+
+
+def test_reconcile_finishes_a_deletion_whose_session_went_away(store: RunStore, monkeypatch) -> None:
+    """The server was killed between marking a run deleted and removing it: the run stays out of
+    every listing, and once it has been left alone a while the next reconcile removes it."""
+    run = store.create_run(label="half deleted", kind="gru", config={})
+    store.transition_run(run.id, ["queued"], status="stopped")
+    store.update_run(run.id, deleting=1)
+    assert jobs.reconcile(store) == [] and store.get_run(run.id).deleting  # too recent: its deleter may be at work
+    monkeypatch.setattr(jobs, "ABANDONED_DELETE_SECONDS", 0)
+    time.sleep(0.01)
+    jobs.reconcile(store)
+    assert store.runs_being_deleted() == [] and not store.run_dir(run.id).exists()
 
 
 def test_background_train_command_returns_a_run_id_at_once(home: Path, corpus: str) -> None:

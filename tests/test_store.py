@@ -149,6 +149,18 @@ def test_two_writers_and_a_reader_never_see_database_is_locked(home: Path) -> No
     assert reads.get(timeout=5) > 0
 
 
+def test_a_run_being_deleted_is_left_out_of_listings_but_still_readable_by_id(store: RunStore) -> None:
+    kept = store.create_run(label="kept", kind="gru", config={})
+    going = store.create_run(label="going", kind="gru", config={})
+    store.transition_run(going.id, ["queued"], status="running")
+    store.update_run(going.id, deleting=1)
+    assert [run.id for run in store.list_runs()] == [kept.id]
+    assert [run.id for run in store.list_runs(statuses=["running"])] == []
+    assert [run.id for run in store.list_runs(statuses=["running"], include_deleting=True)] == [going.id]
+    assert [run.id for run in store.runs_being_deleted()] == [going.id]
+    assert store.get_run(going.id).deleting is True  # its job still reads and ends it
+
+
 def test_an_older_store_is_migrated_in_place_keeping_its_data(home: Path) -> None:
     from textgen.store import MIGRATIONS
 
@@ -165,4 +177,4 @@ def test_an_older_store_is_migrated_in_place_keeping_its_data(home: Path) -> Non
     with RunStore(home) as store:
         assert store.schema_version == SCHEMA_VERSION > 1
         run = store.get_run("r-0123456789ab")
-        assert run.label == "old" and run.stop_requested is False
+        assert run.label == "old" and run.stop_requested is False and run.deleting is False

@@ -35,6 +35,9 @@ MAX_JOBS_ENV = "TEXTGEN_MAX_JOBS"
 RESUMABLE = ("stopped", "finished", "failed", "crashed")
 # A queued run with no process after this long was never started (its starter died).
 UNSTARTED_GRACE_SECONDS = 60
+# A deletion whose session went away (server killed mid-delete) is finished by reconcile once
+# the run's job has ended and nothing has touched the run for this long.
+ABANDONED_DELETE_SECONDS = 30
 POLL_SECONDS = 1.0
 
 
@@ -129,10 +132,11 @@ def process_alive(pid: int | None, started: str | None) -> bool:
 
 
 def reconcile(store: RunStore) -> list[str]:
-    """Mark runs whose process is gone as crashed; returns their ids. Cheap: call it often."""
+    """Mark runs whose process is gone as crashed (returns their ids) and finish deletions left
+    half-way by a session that went away. Cheap: call it often."""
     crashed = []
     now = time.time()
-    for run in store.list_runs(statuses=ACTIVE_STATUSES):
+    for run in store.list_runs(statuses=ACTIVE_STATUSES, include_deleting=True):
         if run.pid is None:
             if run.status == "queued" and now - run.created_at > UNSTARTED_GRACE_SECONDS:
                 reason = "the job was queued but its process never started"
@@ -146,6 +150,9 @@ def reconcile(store: RunStore) -> list[str]:
         if store.transition_run(run.id, [run.status], status="crashed", error=reason, pid=None,
                                 finished_at=now):
             crashed.append(run.id)
+    for run in store.runs_being_deleted():
+        if run.status not in ACTIVE_STATUSES and now - run.updated_at > ABANDONED_DELETE_SECONDS:
+            store.delete_run(run.id)
     return crashed
 
 
@@ -338,9 +345,15 @@ def resume_summary(store: RunStore, run_id: str) -> str:
 
 
 def delete(store: RunStore, run_id: str, timeout: float = 30) -> None:
-    """Delete a run; a running or queued job is stopped first (killed if it does not stop in time)."""
-    run = store.get_run(run_id)
+    """Delete a run; a running or queued job is stopped first (killed if it does not stop in time).
+
+    The run is marked as being deleted before anything else, so every listing (another session's
+    page, `textgen runs`) drops it at once rather than showing it stopped for the moment the job
+    takes to stop; a deletion interrupted half-way is finished by `reconcile`.
+    """
+    run = store.update_run(run_id, deleting=1)
     if run.status in ACTIVE_STATUSES:
+        pid, pid_started = run.pid, run.pid_started
         request_stop(store, run_id)
         run = wait_until_inactive(store, run_id, timeout)
         if run.status in ACTIVE_STATUSES and run.pid and process_alive(run.pid, run.pid_started):
@@ -349,4 +362,15 @@ def delete(store: RunStore, run_id: str, timeout: float = 30) -> None:
             except OSError:
                 os.kill(run.pid, signal.SIGKILL)  # a foreground `textgen train` does not
             wait_until_inactive(store, run_id, 10)
+        if pid and _leads_own_session(pid):  # a background job: let it finish writing and exit
+            deadline = time.monotonic() + 10
+            while process_alive(pid, pid_started) and time.monotonic() < deadline:
+                time.sleep(0.1)
     store.delete_run(run_id)
+
+
+def _leads_own_session(pid: int) -> bool:
+    try:
+        return os.getsid(pid) == pid
+    except OSError:
+        return False

@@ -109,6 +109,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE runs ADD COLUMN stop_requested INTEGER NOT NULL DEFAULT 0;
     """,
+    # 3: a run being deleted: hidden from listings at once, removed once its job has ended.
+    """
+    ALTER TABLE runs ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -161,6 +165,7 @@ class RunRecord:
     pid_started: str | None
     error: str | None
     stop_requested: bool = False
+    deleting: bool = False  # being deleted: list_runs hides it; removed once its job has ended
 
 
 @dataclasses.dataclass(frozen=True)
@@ -375,21 +380,30 @@ class RunStore:
             raise StoreError(f"no run with id {run_id!r}; `python -m textgen runs` lists them.")
         return _run_record(row)
 
-    def list_runs(self, statuses: Sequence[str] | None = None) -> list[RunRecord]:
+    def list_runs(self, statuses: Sequence[str] | None = None, *,
+                  include_deleting: bool = False) -> list[RunRecord]:
+        """Runs newest first, optionally only those in `statuses`. A run being deleted is left
+        out (for everyone it is gone from the moment Delete is pressed) unless include_deleting."""
+        conditions, parameters = [], []
         if statuses:
-            marks = ",".join("?" * len(statuses))
-            rows = self._connection.execute(
-                f"SELECT * FROM runs WHERE status IN ({marks}) ORDER BY created_at DESC",
-                tuple(statuses),
-            ).fetchall()
-        else:
-            rows = self._connection.execute("SELECT * FROM runs ORDER BY created_at DESC").fetchall()
+            conditions.append(f"status IN ({','.join('?' * len(statuses))})")
+            parameters.extend(statuses)
+        if not include_deleting:
+            conditions.append("deleting = 0")
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        rows = self._connection.execute(
+            f"SELECT * FROM runs{where} ORDER BY created_at DESC", tuple(parameters)).fetchall()
+        return [_run_record(row) for row in rows]
+
+    def runs_being_deleted(self) -> list[RunRecord]:
+        rows = self._connection.execute("SELECT * FROM runs WHERE deleting = 1").fetchall()
         return [_run_record(row) for row in rows]
 
     def update_run(self, run_id: str, **fields: Any) -> RunRecord:
-        """Set some of: label, status, started_at, finished_at, pid, pid_started, error, config."""
+        """Set some of: label, status, started_at, finished_at, pid, pid_started, error, config,
+        stop_requested, deleting."""
         allowed = {"label", "status", "started_at", "finished_at", "pid", "pid_started", "error",
-                   "config", "stop_requested"}
+                   "config", "stop_requested", "deleting"}
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"cannot update run field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -564,4 +578,5 @@ def _run_record(row: sqlite3.Row) -> RunRecord:
     data = dict(row)
     data["config"] = json.loads(data.pop("config_json"))
     data["stop_requested"] = bool(data["stop_requested"])
+    data["deleting"] = bool(data["deleting"])
     return RunRecord(**data)
