@@ -10,7 +10,8 @@ num_return best finished hypotheses by score = sum(log p) / ((5 + length) / 6) *
 length penalty decides between finished hypotheses, and beam_width 1 is exactly greedy search.
 A batch row is done when nothing in its beam is alive, when it reached its length cap, or when
 its pool is full and no live hypothesis can still beat the pool's worst (for alpha >= 0 a live
-total c can at best reach c / penalty(cap)); a done row is frozen (pool and live scores).
+total c can at best reach c / penalty(cap)); a done row is frozen (pool and live scores; its
+model state is not: what the step computes for it is never read, see common.py).
 
 Nothing is copied per step to keep histories: each step records, per slot, its parent slot,
 token, log-probability and the attention of the step (by the slot that computed it); the chosen
@@ -27,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from textgen.decoding.common import (BANNED_IDS, EOS_ID, Hypothesis, RawResult, State,
-                                     StepFunction, as_deadline, ban, keep_rows, length_penalty,
+                                     StepFunction, as_deadline, ban, length_penalty,
                                      new_arrays, stack_arrays, stop_reason, write_arrays)
 
 
@@ -111,9 +112,6 @@ def beam_search(
         # as the encoder memory) are equal across a row's K slots, so reordering them is a no-op.
         new_state = tf.nest.map_structure(lambda o, n: n if n is o else tf.gather(n, flat_parents),
                                           state, new_state)
-        # A done row's state stays as it was before its last step (a Transformer at its cap
-        # would be one position past its table).
-        new_state = keep_rows(tf.repeat(done, K), state, new_state)
         record = {"parents": parents, "tokens": next_tokens, "log_probs": token_log_probs,
                   **{"attention/" + k: v for k, v in attention.items()}}
         return tf.reshape(next_tokens, [-1]), new_state, new_alive, pool, done, last_steps, record

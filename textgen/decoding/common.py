@@ -19,9 +19,13 @@ Conventions, the same for every strategy:
 - Reported log-probabilities are the model's own (log-softmax of the logits, before temperature,
   top-k or top-p), so outputs of different strategies are comparable. One per generated token,
   </s> included when it was generated.
-- A row that emitted </s> is finished: it emits <pad> with log-probability 0 from then on, its
-  state is frozen (at its last input) and its attention is zero (unlike keras-hub samplers,
-  which keep writing). A row at its length cap stops the same way, unfinished.
+- A row that emitted </s> is finished: it emits <pad> with log-probability 0 from then on and
+  its attention is zero (unlike keras-hub samplers, which keep writing). A row at its length
+  cap stops the same way, unfinished. The step function still runs on a stopped row (the batch
+  moves together) and what it computes there is discarded; its state is not frozen, since
+  selecting old rows of a Transformer's cache every step cost more than the step itself, so a
+  step function must accept being stepped past a row's end (the Transformer writes its last
+  cache slot again).
 - The loop stops when every row finished, after max_steps steps, or at the first step that
   starts after `deadline` (seconds since the epoch, compared with `tf.timestamp()` inside the
   graph, so a time limit needs no Python between steps).
@@ -180,10 +184,6 @@ def single_hypothesis_search(
         attention = zero_rows(stopped, attention)
         lengths = lengths + tf.cast(tf.logical_not(stopped), tf.int32)
         finished = tf.logical_or(finished, tf.equal(next_ids, eos_id))
-        # A row that stops now keeps its state from before this step: the new one is never
-        # needed, and a Transformer at its cap would be one position past its table.
-        stops = tf.logical_or(finished, lengths >= max_lengths)
-        new_state = keep_rows(stops, state, new_state)
         return next_ids, new_state, finished, lengths, token_log_probs, attention
 
     # The first step runs outside the loop: its attention tells which histories to keep.

@@ -37,17 +37,26 @@ class Dense(keras.layers.Dense):
     Transformer decoding step runs about 30 projections, so those small ops were most of the
     graph of the decoding loop. Same weights and names as `keras.layers.Dense` (checkpoints are
     interchangeable); float32 only (no quantization or LoRA, which we do not use).
+
+    A single position (batch, 1, in), what every decoding step projects, takes a 2-D `MatMul`
+    instead: with oneDNN (TensorFlow's default on x86) a small `Einsum` costs 30-50 µs of call
+    overhead against 5-15 µs for the `MatMul` (measured at batch 1 and 32, d_model 128), while
+    for training shapes the `Einsum` measured a little faster (bench/RESULTS.md).
     """
 
     def call(self, inputs, training=None):
         if inputs.shape.rank is None or inputs.shape.rank <= 2:
             return super().call(inputs, training=training)
-        # Explicit subscripts, never an ellipsis: TensorFlow's gradient of "...i,io->...o"
-        # broadcasts the inputs against the outputs before reducing (a (batch, len, in, units)
-        # intermediate: 19 GB for the base Transformer's first step), while "bli,io->blo" is
-        # differentiated as two matmuls.
-        batch_axes = "abcdefgh"[: inputs.shape.rank - 1]
-        outputs = tf.einsum(f"{batch_axes}i,io->{batch_axes}o", inputs, self.kernel)  # (..., in) -> (..., units)
+        if inputs.shape.rank == 3 and inputs.shape[1] == 1:
+            flat = tf.reshape(inputs, [-1, inputs.shape[-1]])  # (batch, 1, in) -> (batch, in)
+            outputs = tf.reshape(tf.matmul(flat, self.kernel), [-1, 1, self.units])  # (batch, 1, units)
+        else:
+            # Explicit subscripts, never an ellipsis: TensorFlow's gradient of "...i,io->...o"
+            # broadcasts the inputs against the outputs before reducing (a (batch, len, in, units)
+            # intermediate: 19 GB for the base Transformer's first step), while "bli,io->blo" is
+            # differentiated as two matmuls.
+            batch_axes = "abcdefgh"[: inputs.shape.rank - 1]
+            outputs = tf.einsum(f"{batch_axes}i,io->{batch_axes}o", inputs, self.kernel)  # (..., in) -> (..., units)
         if self.use_bias:
             outputs = tf.nn.bias_add(outputs, self.bias)
         return self.activation(outputs) if self.activation is not None else outputs
