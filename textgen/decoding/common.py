@@ -92,6 +92,10 @@ def ban(log_probs: tf.Tensor, banned_ids) -> tf.Tensor:
     """log_probs (batch, vocab) with the banned columns set to -inf."""
     if not banned_ids:
         return log_probs
+    if log_probs.shape[-1] is not None:  # a model's vocabulary is static: one Add of a constant row
+        penalty = np.zeros(log_probs.shape[-1], np.float32)  # (vocab,)
+        penalty[[i for i in banned_ids if i < len(penalty)]] = -np.inf
+        return log_probs + tf.constant(penalty, log_probs.dtype)
     vocab = tf.shape(log_probs)[-1]
     banned_column = tf.constant(list(banned_ids), tf.int32)[None, :]  # (1, num_banned)
     banned = tf.reduce_any(tf.equal(tf.range(vocab)[:, None], banned_column), axis=1)  # (vocab,)

@@ -98,6 +98,10 @@ class OutputProjection(keras.layers.Layer):
             return self.dense(features)
         if self.down_projection is not None:
             features = self.down_projection(features)
+        if features.shape.rank == 3 and features.shape[1] == 1:  # a decoding step: 2-D MatMul (see Dense)
+            flat = tf.reshape(features, [-1, features.shape[-1]])  # (batch, 1, dim) -> (batch, dim)
+            logits = tf.reshape(tf.matmul(flat, embedding_matrix, transpose_b=True), [-1, 1, self.vocab_size])
+            return logits + self.bias  # (batch, 1, vocab)
         return tf.matmul(features, embedding_matrix, transpose_b=True) + self.bias
 
 
