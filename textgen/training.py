@@ -224,15 +224,14 @@ def make_strategy(name: str):
 
 
 def build_optimizer(train: TrainConfig, total_steps: int):
-    import keras
-
+    from textgen.optimizers import FusedAdam, FusedAdamW
     from textgen.schedules import make_schedule
 
     schedule = make_schedule(train, total_steps)
     clip = {"global_clipnorm": train.clip_norm} if train.clip_norm > 0 else {}
     if train.optimizer == "adamw":
-        return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=train.weight_decay, **clip)
-    return keras.optimizers.Adam(learning_rate=schedule, **clip)
+        return FusedAdamW(learning_rate=schedule, weight_decay=train.weight_decay, **clip)
+    return FusedAdam(learning_rate=schedule, **clip)
 
 
 @dataclasses.dataclass
