@@ -29,6 +29,7 @@ SETTINGS = {
     "max_target_length": "64", "dropout": "0", "tie_embeddings": "true", "positional": "learned",
     "batch_size": "12", "optimizer": "adamw", "learning_rate": "1e-3", "schedule": "cosine",
     "warmup_steps": "100", "weight_decay": "0.1", "clip_norm": "1.0", "eval_every_steps": "250",
+    "max_steps": "2000",
     "eval_bleu_examples": "0", "num_probe_samples": "0", "keep_checkpoints": "0",
 }
 
@@ -53,8 +54,8 @@ def main() -> None:
     common.info(f"machine: {gflops:.0f} GFLOP/s float32 matmul now (two quiet cores: 110-125)")
     minutes = 0.75 if args.quick else args.minutes
     with common.scratch_home() as home, RunStore(home) as store:
-        # nanoGPT's 2,000 iterations are ~1.5 epochs here; the cosine decays over our planned
-        # steps (2 epochs), so the learning rate is a little higher late in the run than nanoGPT's.
+        # nanoGPT's 2,000 iterations are ~1.5 epochs here: max_steps ends the run there and the
+        # cosine decays over those 2,000 steps, as nanoGPT's lr_decay_iters does.
         plan = training.plan_run(store, str(path), "transformer-lm", preset="small",
                                  settings={**SETTINGS, "epochs": "2", "minutes": str(minutes), **overrides},
                                  corpus_config=CorpusConfig(valid_fraction=0.1, test_fraction=0.0),

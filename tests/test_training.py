@@ -74,6 +74,21 @@ def test_resume_continues_the_step_count_and_keeps_optimizer_state(store: RunSto
     assert rates and all(r == pytest.approx(0.0005) for r in rates)
 
 
+def test_max_steps_ends_the_run_there_with_the_schedule_spanning_it_and_resume_lifts_it(
+        store: RunStore, reverse_corpus: str) -> None:
+    run = _train(store, reverse_corpus, epochs="5", max_steps="5", eval_every_steps="5", schedule="cosine",
+                 warmup_steps="1", learning_rate="0.01", log_every_seconds="0", eval_bleu_examples="0")
+    assert run.status == "finished"
+    run_dir = store.run_dir(run.id)
+    assert artifacts.Checkpoints(run_dir).get("last").step == 5
+    rates = [m.value for m in store.get_metrics([run.id], names=["learning_rate"])]
+    assert rates[-1] == pytest.approx(0.001, rel=0.05)  # the cosine reached its floor (10%) at step 5
+    resumed = jobs.run_job(store, jobs.resume(store, run.id, epochs=1, background=False).id)
+    assert resumed.status == "finished"
+    assert artifacts.load_run_config(run_dir).train.max_steps == 0
+    assert artifacts.Checkpoints(run_dir).get("last").step > 5
+
+
 # A non-finite loss failing the run at its step (keeping the last good checkpoint) is issue 8's
 # case 23, tested in test_faults.py.
 

@@ -211,6 +211,9 @@ class TrainConfig(ConfigMixin):
 
     # Passes over the training split (a time budget may end training sooner).
     epochs: int = 10
+    # Stop after this many optimizer steps in all if the epochs would run longer (0 = the epochs
+    # decide); the learning-rate schedule spans the planned steps (nanoGPT's max_iters).
+    max_steps: int = 0
     # Examples per batch (per replica count: the global batch under a distribution strategy).
     batch_size: int = 64
     # Peak learning rate (after warm-up for the inverse_sqrt and cosine schedules).
@@ -257,6 +260,7 @@ class TrainConfig(ConfigMixin):
 
     def __post_init__(self) -> None:
         check_range("epochs", self.epochs, 0, 10_000)
+        check_range("max_steps", self.max_steps, 0, 100_000_000)
         check_range("batch_size", self.batch_size, 1, 65_536)
         check_range("learning_rate", self.learning_rate, 1e-8, 10.0)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -277,3 +281,8 @@ class TrainConfig(ConfigMixin):
         check_range("intra_op_threads", self.intra_op_threads, 0, 1024)
         check_choice("strategy", self.strategy, STRATEGIES)
         check_range("seed", self.seed, 0, 2**31 - 1)
+
+    def planned_steps(self, steps_per_epoch: int) -> int:
+        """Steps the run is planned for: the epochs', capped by max_steps when set."""
+        steps = self.epochs * steps_per_epoch
+        return min(steps, self.max_steps) if self.max_steps else steps

@@ -348,7 +348,9 @@ def estimate_training_time(plan: Any, tokens: int, measured: tuple[float, list[s
     """
     train = plan.config.train
     rate, runs = measured if measured else (REFERENCE_CPU_FLOPS, [])
-    training_flops = float(TRAINING_FLOPS_FACTOR) * plan.flops_per_token * tokens * train.epochs
+    total_steps = train.planned_steps(plan.steps_per_epoch)
+    epochs = total_steps / plan.steps_per_epoch if plan.steps_per_epoch else train.epochs  # max_steps may cut the last
+    training_flops = float(TRAINING_FLOPS_FACTOR) * plan.flops_per_token * tokens * epochs
     speed = rate / (TRAINING_FLOPS_FACTOR * max(1, plan.flops_per_token))
     seconds = training_flops / rate
     limited = bool(train.minutes) and seconds > train.minutes * 60
@@ -357,7 +359,7 @@ def estimate_training_time(plan: Any, tokens: int, measured: tuple[float, list[s
     return TimeEstimate(
         tokens_per_epoch=tokens,
         steps_per_epoch=plan.steps_per_epoch,
-        total_steps=plan.steps_per_epoch * train.epochs,
+        total_steps=total_steps,
         training_flops=training_flops,
         flops_per_second=rate,
         tokens_per_second=speed,
@@ -439,10 +441,15 @@ def run_progress(store: RunStore, run: RunRecord, *, now: float | None = None) -
     rows = store.get_metrics([run.id], names=["loss"])
     step = rows[-1].step if rows else 0
     epoch = float(rows[-1].epoch or 0.0) if rows else 0.0
+    max_steps = int(train.get("max_steps", 0) or 0)
     planned_steps = round(planned_epochs * step / epoch) if epoch > 0 else None
+    if max_steps:
+        planned_steps = min(planned_steps, max_steps) if planned_steps else max_steps
     latest = store.latest_metrics(run.id)
     active = run.status in ACTIVE_STATUSES
     fraction = min(1.0, epoch / planned_epochs) if planned_epochs else 0.0
+    if max_steps:
+        fraction = max(fraction, min(1.0, step / max_steps))
     if active and minutes and run.status == "running" and run.started_at:
         fraction = max(fraction, min(1.0, (now - run.started_at) / (minutes * 60)))
     if run.status == "finished":

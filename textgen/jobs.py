@@ -288,8 +288,9 @@ def resume(store: RunStore, run_id: str, *, epochs: int | None = None, settings:
            background: bool = True) -> RunRecord:
     """Continue a stopped, finished, failed or crashed run from its last checkpoint.
 
-    `epochs` means that many more epochs after the one in progress; `settings` may change
-    training fields (learning_rate, minutes, ...), validated before anything changes.
+    `epochs` means that many more epochs after the one in progress (lifting a max_steps cap);
+    `settings` may change training fields (learning_rate, minutes, ...), validated before
+    anything changes.
     """
     reconcile(store)
     run = store.get_run(run_id)
@@ -307,7 +308,7 @@ def resume(store: RunStore, run_id: str, *, epochs: int | None = None, settings:
     if epochs is not None:
         TrainConfig(epochs=epochs)  # validates the range
         done = math.ceil(last.epoch) if last else 0
-        train = train.with_overrides({"epochs": done + epochs})
+        train = train.with_overrides({"epochs": done + epochs, "max_steps": 0})  # a step cap would cut them short
     config = artifacts.RunConfig(config.corpus_id, config.tokenizer, config.model, train)
     artifacts.save_run_config(run_dir, config)
     if not store.transition_run(run_id, list(RESUMABLE), status="queued", error=None, pid=None,

@@ -405,7 +405,7 @@ def _train_run(store: RunStore, run_id: str, run_dir: Path, config: artifacts.Ru
     except StoreError:
         best = last
     initial_step = last.step if last else 0
-    total_steps = max(initial_step, train.epochs * data.steps_per_epoch)
+    total_steps = max(initial_step, train.planned_steps(data.steps_per_epoch))
     eval_interval = train.eval_every_steps or data.steps_per_epoch
 
     strategy = make_strategy(train.strategy)
@@ -422,7 +422,7 @@ def _train_run(store: RunStore, run_id: str, run_dir: Path, config: artifacts.Ru
             if loaded.name != last.name:
                 last = loaded
                 initial_step = last.step
-                total_steps = max(initial_step, train.epochs * data.steps_per_epoch)
+                total_steps = max(initial_step, train.planned_steps(data.steps_per_epoch))
         else:
             model = build_model(config.model)
         optimizer = build_optimizer(train, total_steps)
