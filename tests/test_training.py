@@ -89,6 +89,13 @@ def test_max_steps_ends_the_run_there_with_the_schedule_spanning_it_and_resume_l
     assert artifacts.Checkpoints(run_dir).get("last").step > 5
 
 
+def test_validation_batches_are_raised_for_small_training_batches_within_a_logits_budget() -> None:
+    assert training.eval_batch_size(12, 64, 65) == 64  # nanoGPT's recipe: 5x fewer evaluation steps
+    assert training.eval_batch_size(128, 64, 8000) == 128  # never below the training batch
+    assert training.eval_batch_size(4, 512, 32000) == 4  # 64 x 512 x 32,000 logits would be 4 GB
+    assert training.eval_batch_size(8, 256, 8000) == 32  # as many as fit in the budget
+
+
 # A non-finite loss failing the run at its step (keeping the last good checkpoint) is issue 8's
 # case 23, tested in test_faults.py.
 
