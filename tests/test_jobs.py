@@ -15,6 +15,7 @@ import pytest
 
 from conftest import ROOT, run_cli, wait_for
 from textgen import artifacts, jobs, samples, training
+from textgen.errors import TextgenError
 from textgen.store import RunStore
 
 
@@ -137,6 +138,8 @@ def test_reconcile_finishes_a_deletion_whose_session_went_away(store: RunStore, 
     store.transition_run(run.id, ["queued"], status="stopped")
     store.update_run(run.id, deleting=1)
     assert jobs.reconcile(store) == [] and store.get_run(run.id).deleting  # too recent: its deleter may be at work
+    with pytest.raises(TextgenError, match="being deleted"):
+        jobs.resume(store, run.id, epochs=1)
     monkeypatch.setattr(jobs, "ABANDONED_DELETE_SECONDS", 0)
     time.sleep(0.01)
     jobs.reconcile(store)

@@ -294,6 +294,8 @@ def resume(store: RunStore, run_id: str, *, epochs: int | None = None, settings:
     """
     reconcile(store)
     run = store.get_run(run_id)
+    if run.deleting:
+        raise TextgenError(f"run {run_id} is being deleted; it cannot be resumed.")
     if run.status not in RESUMABLE:
         raise TextgenError(f"run {run_id} is {run.status}; only {', '.join(RESUMABLE)} runs can be resumed.")
     run_dir = store.run_dir(run_id)
