@@ -44,15 +44,12 @@ class TreeStep:
                 table[self.index[prefix], token] = np.log(p)
                 child[self.index[prefix], token] = self.index.get(prefix + (token,), sink)
         self.table, self.child, self.source_len = tf.constant(table), tf.constant(child), source_len
-        self.seen_nodes: list[np.ndarray] = []
 
     def initial_state(self, batch, prefixes=None):
         nodes = [0] * batch if prefixes is None else [self.index[p] for p in prefixes]
         return {"node": tf.constant(nodes, tf.int32)}
 
     def __call__(self, token_ids, state):
-        if tf.executing_eagerly():
-            self.seen_nodes.append(state["node"].numpy())
         moved = tf.gather_nd(self.child, tf.stack([state["node"], token_ids], 1))
         node = tf.where(tf.equal(token_ids, BOS), state["node"], moved)  # <s>: stay at the start
         attention = {"cross_attention": tf.one_hot(node % self.source_len, self.source_len)}

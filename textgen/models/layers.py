@@ -29,6 +29,18 @@ def masked_softmax(scores: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     return weights * tf.cast(mask, weights.dtype)
 
 
+def _is_one_position(x: tf.Tensor) -> bool:
+    return x.shape.rank == 3 and x.shape[1] == 1
+
+
+def _one_position_matmul(x: tf.Tensor, matrix: tf.Tensor, transpose_b: bool = False) -> tf.Tensor:
+    """x (batch, 1, in) @ matrix (in, out), or matrix (out, in) transposed -> (batch, 1, out), as
+    one 2-D MatMul (see Dense for why)."""
+    flat = tf.reshape(x, [-1, x.shape[-1]])  # (batch, 1, in) -> (batch, in)
+    out = matrix.shape[0] if transpose_b else matrix.shape[-1]
+    return tf.reshape(tf.matmul(flat, matrix, transpose_b=transpose_b), [-1, 1, out])  # (batch, 1, out)
+
+
 class Dense(keras.layers.Dense):
     """`keras.layers.Dense` whose rank-3+ inputs take one `Einsum` op.
 
@@ -47,9 +59,8 @@ class Dense(keras.layers.Dense):
     def call(self, inputs, training=None):
         if inputs.shape.rank is None or inputs.shape.rank <= 2:
             return super().call(inputs, training=training)
-        if inputs.shape.rank == 3 and inputs.shape[1] == 1:
-            flat = tf.reshape(inputs, [-1, inputs.shape[-1]])  # (batch, 1, in) -> (batch, in)
-            outputs = tf.reshape(tf.matmul(flat, self.kernel), [-1, 1, self.units])  # (batch, 1, units)
+        if _is_one_position(inputs):
+            outputs = _one_position_matmul(inputs, self.kernel)  # (batch, 1, units)
         else:
             # Explicit subscripts, never an ellipsis: TensorFlow's gradient of "...i,io->...o"
             # broadcasts the inputs against the outputs before reducing (a (batch, len, in, units)
@@ -98,10 +109,8 @@ class OutputProjection(keras.layers.Layer):
             return self.dense(features)
         if self.down_projection is not None:
             features = self.down_projection(features)
-        if features.shape.rank == 3 and features.shape[1] == 1:  # a decoding step: 2-D MatMul (see Dense)
-            flat = tf.reshape(features, [-1, features.shape[-1]])  # (batch, 1, dim) -> (batch, dim)
-            logits = tf.reshape(tf.matmul(flat, embedding_matrix, transpose_b=True), [-1, 1, self.vocab_size])
-            return logits + self.bias  # (batch, 1, vocab)
+        if _is_one_position(features):  # a decoding step (see Dense)
+            return _one_position_matmul(features, embedding_matrix, transpose_b=True) + self.bias  # (batch, 1, vocab)
         return tf.matmul(features, embedding_matrix, transpose_b=True) + self.bias
 
 
