@@ -70,3 +70,24 @@ def test_the_fused_kernel_is_what_runs() -> None:
     step(tf.constant([1.0, -1.0, 0.0]))
     # decay: 1 - 0.004 * 0.1; then Adam's first step moves each weight by lr against its gradient's sign
     np.testing.assert_allclose(variable.numpy(), [0.8996, 1.0996, 0.9996], rtol=1e-5)
+
+
+def test_build_optimizer_decays_matrices_only_and_uses_the_configured_betas() -> None:
+    from textgen.config import TrainConfig
+    from textgen.training import build_optimizer
+
+    model = _model(seed=5)
+    train = TrainConfig(optimizer="adamw", weight_decay=0.5, learning_rate=0.1, schedule="constant",
+                        clip_norm=0.0, beta_1=0.8, beta_2=0.99)
+    optimizer = build_optimizer(train, total_steps=10, variables=model.trainable_variables)
+    assert (float(optimizer.beta_1), float(optimizer.beta_2)) == (0.8, 0.99)
+    for variable in model.trainable_variables:  # nonzero biases, so a decay would show
+        variable.assign(tf.ones_like(variable))
+    before = [v.numpy() for v in model.trainable_variables]
+    # Zero gradients: Adam's own step is 0, so what moves is the decoupled decay alone.
+    optimizer.apply_gradients([(tf.zeros_like(v), v) for v in model.trainable_variables])
+    for variable, old in zip(model.trainable_variables, before):
+        if len(variable.shape) >= 2:  # kernels and the embedding: θ ← θ(1 − lr·wd)
+            np.testing.assert_allclose(variable.numpy(), old * (1 - 0.1 * 0.5), rtol=1e-6, err_msg=variable.path)
+        else:  # biases
+            np.testing.assert_array_equal(variable.numpy(), old, err_msg=variable.path)

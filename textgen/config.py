@@ -220,8 +220,13 @@ class TrainConfig(ConfigMixin):
     learning_rate: float = 1e-3
     # adam, or adamw (decoupled weight decay, below).
     optimizer: str = "adam"
-    # AdamW's decoupled weight decay; ignored by adam.
+    # AdamW's decoupled weight decay, applied to matrices and embeddings only (biases and
+    # LayerNorm scales are not decayed, as in nanoGPT and BERT); ignored by adam.
     weight_decay: float = 0.01
+    # Adam's first-moment decay (beta_1), the Adam paper's and Keras' default.
+    beta_1: float = 0.9
+    # Adam's second-moment decay (beta_2); nanoGPT lowers it to 0.99 when batches hold few tokens.
+    beta_2: float = 0.999
     # constant; inverse_sqrt (linear warm-up then 1/sqrt(step), "Attention is all you need"); cosine
     # (linear warm-up then cosine decay to 10% of the peak by the last planned step).
     schedule: str = "constant"
@@ -265,6 +270,8 @@ class TrainConfig(ConfigMixin):
         check_range("learning_rate", self.learning_rate, 1e-8, 10.0)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_range("weight_decay", self.weight_decay, 0.0, 1.0)
+        check_range("beta_1", self.beta_1, 0.0, 0.9999)
+        check_range("beta_2", self.beta_2, 0.0, 0.99999)
         check_choice("schedule", self.schedule, SCHEDULES)
         check_range("warmup_steps", self.warmup_steps, 0, 10_000_000)
         check_range("clip_norm", self.clip_norm, 0.0, 1e6)
