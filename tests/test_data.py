@@ -173,3 +173,13 @@ def test_lm_stride_shuffle_and_short_streams():
         lm_dataset(stream[:1], context_length=8, batch_size=2, shuffle=False, seed=0)
     with pytest.raises(ConfigError):
         lm_dataset(stream, context_length=8, batch_size=2, shuffle=False, seed=0, stride=9)
+
+
+def test_pipelines_do_not_autotune(pairs):
+    # With autotuning, dropping an iterator (Keras does when fit returns) could wait for the
+    # autotuner's sleep: 2.7-4.0 s in 4 of 8 trials (textgen/data.py, PARALLEL_CALLS).
+    stream = np.arange(4, 4 + 50, dtype=np.int32)
+    for dataset in (pair_dataset(pairs, batch_size=8, shuffle=True, seed=1, repeat=True),
+                    lm_dataset(stream, context_length=8, batch_size=4, shuffle=True, seed=0, repeat=True)):
+        assert dataset.options().autotune.enabled is False
+        next(iter(dataset))  # and still iterates
