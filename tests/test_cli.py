@@ -63,7 +63,7 @@ def test_inspect_json_has_the_documented_keys(tmp_path: Path) -> None:
 
 def test_inspect_human_report_mentions_rejections_and_warnings(tmp_path: Path) -> None:
     corpus = tmp_path / "c.tsv"
-    corpus.write_text("".join(f"same\tsame\n" for _ in range(3)) + "".join(f"s{i}\tt{i}\n" for i in range(20)) + "bad\n")
+    corpus.write_text("".join("same\tsame\n" for _ in range(3)) + "".join(f"s{i}\tt{i}\n" for i in range(20)) + "bad\n")
     result = run_cli("corpus", "inspect", str(corpus))
     assert result.returncode == 0, result.stderr
     out = result.stdout.decode()

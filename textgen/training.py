@@ -240,8 +240,8 @@ def make_strategy(name: str):
 def build_optimizer(train: TrainConfig, total_steps: int, variables: list) -> Any:
     """The configured Adam or AdamW over `variables`, built (slots created).
 
-    AdamW decays only variables of two or more dimensions (kernels, embeddings): decaying biases
-    and LayerNorm scales toward zero only hurts (nanoGPT's and BERT's rule)."""
+    AdamW decays only variables of two or more dimensions (kernels, embeddings); biases and
+    LayerNorm scales are left alone, as nanoGPT and BERT do."""
     from textgen.optimizers import FusedAdam, FusedAdamW
     from textgen.schedules import make_schedule
 
