@@ -192,6 +192,31 @@ def test_state_reordered_on_its_batch_axis_follows_the_rows(variant):
     np.testing.assert_allclose(logits.numpy(), teacher_forced[order.numpy(), 2], atol=1e-5)
 
 
+@pytest.mark.parametrize("variant", ["transformer", "transformer-lm"])
+def test_a_cache_sized_to_the_decode_gives_the_same_steps_and_survives_overrunning(variant):
+    """encode(max_decode_length=n): the cache holds n positions (what a search capped at n steps
+    carries and copies, not max_target_length), the logits are those of the full cache, and a
+    row stepped past its end (a stopped row in a batch still running) does not fail."""
+    model, config = tiny_model(variant), tiny_config(variant)
+    inputs = sample_batch(config)
+    teacher_forced = model(inputs).numpy()
+    steps = inputs["target_input_ids"].shape[1]
+    assert steps < config.max_target_length
+    state = model.encode(inputs["source_ids"], max_decode_length=steps)
+    assert state["self_keys_0"].shape[2] == steps
+    real = inputs["target_input_ids"] != 0
+    for t in range(steps):
+        logits, state, attention = model.decode_step(tf.constant(inputs["target_input_ids"][:, t]), state)
+        np.testing.assert_allclose(logits.numpy()[real[:, t]], teacher_forced[real[:, t], t], atol=1e-5)
+        assert attention["self_attention"].shape[-1] == steps
+    for _ in range(2):  # past the end: clamped to the last slot
+        logits, state, _ = model.decode_step(tf.constant(inputs["target_input_ids"][:, -1]), state)
+        assert np.isfinite(logits.numpy()).all()
+    # Asking for more than the model's context gives the context.
+    assert model.encode(inputs["source_ids"], max_decode_length=10_000)["self_keys_0"].shape[2] == \
+        config.max_target_length
+
+
 # ---------------------------------------------------------------- attention
 
 

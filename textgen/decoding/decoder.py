@@ -198,7 +198,9 @@ def _compiled_search(model, config: DecodingConfig, eos_id: int, attention: bool
     ])
     def run(source_ids, prompt_ids, prompt_lengths, example_ids, max_steps, max_lengths, deadline,
             alpha, temperature, top_k, top_p, seed):
-        state = model.encode(source_ids)
+        # The cache holds the prompt and every step: a search capped at 64 steps need not
+        # carry (copy, attend over) the model's whole max_target_length.
+        state = model.encode(source_ids, max_decode_length=tf.shape(prompt_ids)[1] + max_steps)
         if decoder_only:
             state, start_ids = prefill(step_fn, state, prompt_ids, prompt_lengths)
         else:

@@ -128,7 +128,7 @@ class BahdanauSeq2Seq(Seq2SeqModel):
         logits = self._logits(self.dropout(features, training=training))
         return logits, {"cross_attention": attention_weights}
 
-    def encode(self, source_ids: tf.Tensor) -> State:
+    def encode(self, source_ids: tf.Tensor, max_decode_length=None) -> State:
         return self._encode(source_ids, training=False)
 
     def decode_step(self, token_ids: tf.Tensor, state: State) -> tuple[tf.Tensor, State, Attention]:

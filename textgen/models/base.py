@@ -52,8 +52,9 @@ State layout per family (all float32 unless noted)
     transformer            "cross_keys_<i>", "cross_values_<i>" for each layer i (batch,
                            num_heads, source_len, head_dim): encoder memory projected once;
                            "source_mask" bool (batch, source_len); "self_keys_<i>",
-                           "self_values_<i>" (batch, num_heads, max_target_length, head_dim): the
-                           KV cache, preallocated; "step" int32 (batch,): the position the next
+                           "self_values_<i>" (batch, num_heads, cache_length, head_dim): the
+                           KV cache, preallocated for encode's max_decode_length (at most
+                           max_target_length); "step" int32 (batch,): the position the next
                            token is written to
     transformer-lm         "self_keys_<i>", "self_values_<i>", "step" as above
 """
@@ -103,7 +104,10 @@ class Seq2SeqModel(keras.Model):
                             training: bool = False) -> tuple[tf.Tensor, Attention]:
         raise NotImplementedError
 
-    def encode(self, source_ids: tf.Tensor) -> State:
+    def encode(self, source_ids: tf.Tensor, max_decode_length: int | tf.Tensor | None = None) -> State:
+        """The starting state. max_decode_length: the most positions decoding will step through
+        (prompt included); a state that grows with the output (the Transformers' key/value
+        cache) is sized to it, at most max_target_length. Other families ignore it."""
         raise NotImplementedError
 
     def decode_step(self, token_ids: tf.Tensor, state: State) -> tuple[tf.Tensor, State, Attention]:

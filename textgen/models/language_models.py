@@ -31,8 +31,8 @@ class TransformerLM(Seq2SeqModel):
     def call_with_attention(self, inputs, training=False):
         return self.decoder(inputs["target_input_ids"], training=training)
 
-    def encode(self, source_ids: tf.Tensor) -> State:
-        return self.decoder.initial_cache(tf.shape(source_ids)[0])
+    def encode(self, source_ids: tf.Tensor, max_decode_length=None) -> State:
+        return self.decoder.initial_cache(tf.shape(source_ids)[0], max_decode_length)
 
     def decode_step(self, token_ids: tf.Tensor, state: State) -> tuple[tf.Tensor, State, Attention]:
         return self.decoder.step(token_ids, state)
@@ -70,7 +70,7 @@ class LSTMLM(Seq2SeqModel):
         outputs, _ = self.decoder(embedded, start, training=training)  # (batch, target_len, hidden)
         return self._logits(self.dropout(outputs, training=training)), {}
 
-    def encode(self, source_ids: tf.Tensor) -> State:
+    def encode(self, source_ids: tf.Tensor, max_decode_length=None) -> State:
         c = self.config
         return zero_state("lstm", tf.shape(source_ids)[0], c.num_layers, c.hidden_units)
 

@@ -51,7 +51,7 @@ class RNNSeq2Seq(Seq2SeqModel):
         outputs, _ = self.decoder(embedded, context_state, training=training)  # (batch, target_len, hidden)
         return self._logits(self.dropout(outputs, training=training)), {}
 
-    def encode(self, source_ids: tf.Tensor) -> State:
+    def encode(self, source_ids: tf.Tensor, max_decode_length=None) -> State:
         _, _, context_state = self.encoder(source_ids, training=False)
         return context_state
 

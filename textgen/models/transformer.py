@@ -12,14 +12,15 @@ attention; decoder self attention is causal (padding at the end of the target ca
 by later padding, so real positions never see it).
 
 Key/value cache. `encode` projects the encoder memory into every decoder layer's cross-attention
-keys and values once, and preallocates the self-attention cache at max_target_length positions:
-"self_keys_<i>"/"self_values_<i>" per layer i (batch, num_heads, max_target_length, head_dim) and
-a "step" (batch,) counter. `decode_step` projects only the new token, writes its key and value at `step`
+keys and values once, and preallocates the self-attention cache for the positions the search
+will step through (`max_decode_length`, at most max_target_length): "self_keys_<i>" /
+"self_values_<i>" per layer i (batch, num_heads, cache_length, head_dim) and a "step" (batch,)
+counter. `decode_step` projects only the new token, writes its key and value at `step`
 (`tensor_scatter_nd_update` of those slots only: fixed shapes, so one `tf.function` trace serves
-every step)
-and attends over positions 0..step. A step therefore costs the new token's projections and FFN
-plus one pass over the cache, never a recomputation of the prefix; the price of fixed shapes is
-that the attention pass reads all max_target_length slots (masked beyond the step).
+every step) and attends over positions 0..step. A step therefore costs the new token's
+projections and FFN plus one pass over the cache, never a recomputation of the prefix; the price
+of fixed shapes is that the attention pass reads all cache_length slots (masked beyond the step),
+and that a beam search's reorder copies them all.
 """
 
 from __future__ import annotations
@@ -136,17 +137,17 @@ class TransformerDecoderLayer(_ResidualLayer):
     def step(self, x: tf.Tensor, self_keys: tf.Tensor, self_values: tf.Tensor,
              write_indices: tf.Tensor, prefix_mask: tf.Tensor, cross_keys: tf.Tensor | None = None,
              cross_values: tf.Tensor | None = None, source_mask: tf.Tensor | None = None):
-        """One position. x (batch, 1, model_dim); self_keys/values (batch, heads, max_len, head_dim);
+        """One position. x (batch, 1, model_dim); self_keys/values (batch, heads, cache_len, head_dim);
         write_indices int32 (batch, heads, 3): the cache slot [row, head, position] of each
-        row's new key and value; prefix_mask bool (batch, 1, 1, max_len).
-        Returns x, (self weights (batch, heads, 1, max_len), self_keys, self_values) with this
+        row's new key and value; prefix_mask bool (batch, 1, 1, cache_len).
+        Returns x, (self weights (batch, heads, 1, cache_len), self_keys, self_values) with this
         position written, and cross weights (batch, heads, 1, source_len) or None."""
 
         def cached_self_attention(y):
             new_keys, new_values = self.self_attention.project_keys_values(y)  # (batch, heads, 1, head_dim)
             # Only the new slots are written (a `where` over the whole cache cost ~1 ms per
             # tensor at batch 32: most of a step).
-            keys = tf.tensor_scatter_nd_update(self_keys, write_indices, new_keys[:, :, 0])  # (batch, heads, max_len, head_dim)
+            keys = tf.tensor_scatter_nd_update(self_keys, write_indices, new_keys[:, :, 0])  # (batch, heads, cache_len, head_dim)
             values = tf.tensor_scatter_nd_update(self_values, write_indices, new_values[:, :, 0])
             output, weights = self.self_attention.attend(y, keys, values, prefix_mask)
             return output, (weights, keys, values)
@@ -268,10 +269,13 @@ class TransformerDecoder(keras.layers.Layer):
     # One state entry per layer, not one (batch, layers, ...) tensor: no stacking of the layers
     # after every step and slicing them out again (16 slices and 2 stacks per step for 4 layers).
 
-    def initial_cache(self, batch_size: tf.Tensor) -> State:
-        """Empty self-attention cache for `batch_size` sequences, step 0."""
-        zeros = tf.zeros([batch_size, self.num_heads, self.max_length,
-                          self.head_dim])  # (batch, heads, max_target_length, head_dim)
+    def initial_cache(self, batch_size: tf.Tensor, length: int | tf.Tensor | None = None) -> State:
+        """Empty self-attention cache for `batch_size` sequences of up to `length` positions (at
+        most max_target_length, the default), step 0. Every step copies and reads the whole
+        cache, so a search that will stop at 64 positions should not carry 128."""
+        length = self.max_length if length is None else tf.minimum(length, self.max_length)
+        zeros = tf.zeros([batch_size, self.num_heads, length,
+                          self.head_dim])  # (batch, heads, cache_length, head_dim)
         cache = {"step": tf.zeros([batch_size], tf.int32)}
         for i in range(self.num_layers):
             cache[f"self_keys_{i}"], cache[f"self_values_{i}"] = zeros, zeros
@@ -287,16 +291,17 @@ class TransformerDecoder(keras.layers.Layer):
 
     def step(self, token_ids: tf.Tensor, state: State) -> tuple[tf.Tensor, State, Attention]:
         """token_ids (batch,) at position state["step"] -> logits (batch, vocab), new state, attention."""
-        # A row the search has stopped may be stepped past the table's end (its outputs are
+        cache_length = state["self_keys_0"].shape[2] or tf.shape(state["self_keys_0"])[2]
+        # A row the search has stopped may be stepped past the cache's end (its outputs are
         # never read): it keeps writing to the last slot instead of indexing out of range.
-        step = tf.minimum(state["step"], self.max_length - 1)  # (batch,)
+        step = tf.minimum(state["step"], cache_length - 1)  # (batch,)
         x = self._embed(token_ids[:, None], step[:, None])  # (batch, 1, model_dim)
-        slots = tf.range(self.max_length)[None, :]  # (1, max_len)
+        slots = tf.range(cache_length)[None, :]  # (1, cache_length)
         grid = [tf.shape(step)[0], self.num_heads]
         write_indices = tf.stack([tf.broadcast_to(tf.range(grid[0])[:, None], grid),
                                   tf.broadcast_to(tf.range(self.num_heads)[None, :], grid),
                                   tf.broadcast_to(step[:, None], grid)], axis=-1)  # (batch, heads, 3)
-        prefix_mask = tf.less_equal(slots, step[:, None])[:, None, None, :]  # (batch, 1, 1, max_len)
+        prefix_mask = tf.less_equal(slots, step[:, None])[:, None, None, :]  # (batch, 1, 1, cache_length)
         source_mask = state.get("source_mask")
         cross_mask = None if source_mask is None else source_mask[:, None, None, :]  # (batch, 1, 1, source_len)
         new_state = {**state, "step": state["step"] + 1}
@@ -308,10 +313,10 @@ class TransformerDecoder(keras.layers.Layer):
                 x, state[f"self_keys_{i}"], state[f"self_values_{i}"], write_indices,
                 prefix_mask, *cross, cross_mask)
             new_state[f"self_keys_{i}"], new_state[f"self_values_{i}"] = layer_keys, layer_values
-            self_weights.append(layer_self[:, :, 0])  # (batch, heads, max_len)
+            self_weights.append(layer_self[:, :, 0])  # (batch, heads, cache_length)
             if self.has_cross_attention:
                 cross_weights.append(layer_cross[:, :, 0])  # (batch, heads, source_len)
-        attention = {"self_attention": tf.stack(self_weights, axis=1)}  # (batch, layers, heads, max_len)
+        attention = {"self_attention": tf.stack(self_weights, axis=1)}  # (batch, layers, heads, cache_length)
         if self.has_cross_attention:
             attention["cross_attention"] = tf.stack(cross_weights, axis=1)  # (batch, layers, heads, source_len)
         return self._logits(x)[:, 0], new_state, attention
@@ -335,10 +340,10 @@ class TransformerSeq2Seq(Seq2SeqModel):
                                          training=training)
         return logits, {**attention, "encoder_self_attention": encoder_weights}
 
-    def encode(self, source_ids: tf.Tensor) -> State:
+    def encode(self, source_ids: tf.Tensor, max_decode_length=None) -> State:
         memory, source_mask, _ = self.encoder(source_ids, training=False)
         return {**self.decoder.project_memory(memory), "source_mask": source_mask,
-                **self.decoder.initial_cache(tf.shape(source_ids)[0])}
+                **self.decoder.initial_cache(tf.shape(source_ids)[0], max_decode_length)}
 
     def decode_step(self, token_ids: tf.Tensor, state: State) -> tuple[tf.Tensor, State, Attention]:
         return self.decoder.step(token_ids, state)
