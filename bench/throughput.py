@@ -84,8 +84,8 @@ def main() -> None:
     parser.add_argument("--corpora", default=None, help="the shared corpora folder (default ../shared/corpora)")
     args = parser.parse_args()
     corpora_dir = common.corpora_dir(args.corpora)
-    ours_minutes = 0.75 if args.quick else 2.5
-    ref_steps = (2, 6) if args.quick else (3, 20)
+    ours_minutes = 0.5 if args.quick else 2.5
+    ref_steps = (2, 4) if args.quick else (3, 20)
 
     from textgen import corpora, data, jobs, training
     from textgen.store import RunStore
