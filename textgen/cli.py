@@ -267,12 +267,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
         traceback.print_exc()
         code = 1
-    # The run's end is recorded and its files are synced, so skip the interpreter's teardown: it
-    # waits on tf.data's background threads, measured at 20 s on busy cores, while the process
-    # still holds its memory and looks alive to anyone waiting for the job to go.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    # The run's end is recorded and its files are synced; `python -m textgen` (textgen/__main__.py)
+    # then skips the interpreter's teardown, which waits on tf.data's background threads (20 s
+    # measured on busy cores) while the process still holds its memory and looks alive.
+    return code
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
