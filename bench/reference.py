@@ -126,7 +126,11 @@ class TutorialTransformer(keras.Model):
         self.dropout = keras.layers.Dropout(dropout_rate)
         self.final_layer = keras.layers.Dense(target_vocab_size)
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
+        # The tutorial's `call(self, inputs)` has no `training` argument. Keras 2 passed fit's
+        # training=True down to the dropout layers anyway; Keras 3 passes it only to a model whose
+        # `call` accepts it, so as written the tutorial's dropout would never run under `fit`
+        # here, and the reference would skip work that ours (dropout 0.1 too) does.
         context = self.dropout(self.source_embedding(inputs["source_ids"]))
         for layer in self.encoder_layers:
             context = layer(context)
