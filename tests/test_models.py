@@ -322,6 +322,34 @@ def test_training_with_dropout_and_label_smoothing_runs(variant):
     np.testing.assert_array_equal(model(inputs).numpy(), model(inputs).numpy())
 
 
+@pytest.mark.parametrize("variant", ["transformer", "transformer-lm"])
+def test_activation_dropout_drops_the_feed_forward_hidden_units_only_when_set(variant):
+    """With `dropout` 0, a training-mode forward pass is random only through
+    `activation_dropout` (the feed-forward network's hidden units), which is off by default."""
+    inputs = sample_batch(tiny_config(variant))
+    for rate, random in ((0.0, False), (0.5, True)):
+        keras.utils.set_random_seed(3)
+        model = build_model(tiny_config(variant, activation_dropout=rate))
+        first = model(inputs, training=True).numpy()
+        second = model(inputs, training=True).numpy()
+        assert (not np.array_equal(first, second)) == random, rate
+        np.testing.assert_array_equal(model(inputs).numpy(), model(inputs).numpy())
+    assert ModelConfig().activation_dropout == 0.0
+
+
+def test_a_saved_config_from_before_activation_dropout_keeps_its_hidden_dropout():
+    """Configs saved before the field existed dropped the hidden units at `dropout`: loading one
+    keeps that (a resumed run trains as it started); a config saved now round-trips as is."""
+    old = tiny_config("transformer", dropout=0.3).to_dict()
+    del old["activation_dropout"]
+    assert ModelConfig.from_dict(old).activation_dropout == 0.3
+    current = tiny_config("transformer", dropout=0.3)
+    assert current.activation_dropout == 0.0
+    assert ModelConfig.from_json(current.to_json()) == current
+    with pytest.raises(ConfigError, match="activation_dropout must be between 0.0 and 0.9"):
+        ModelConfig(activation_dropout=1.0)
+
+
 # ---------------------------------------------------------------- losses and metrics
 
 

@@ -210,7 +210,8 @@ class MultiHeadAttention(keras.layers.Layer):
 
 
 class FeedForward(keras.layers.Layer):
-    """Position-wise feed-forward network: FFN(x) = max(0, x W_1 + b_1) W_2 + b_2."""
+    """Position-wise feed-forward network: FFN(x) = max(0, x W_1 + b_1) W_2 + b_2, with `dropout`
+    on the hidden activations while training."""
 
     def __init__(self, model_dim: int, feed_forward_dim: int, dropout: float = 0.0,
                  **kwargs) -> None:

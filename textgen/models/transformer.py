@@ -3,9 +3,11 @@
     x_0 = E[y] √model_dim + P[position]                      (P sinusoidal or learned)
     encoder layer:  x = x + SelfAttention(x);  x = x + FFN(x)
     decoder layer:  x = x + CausalSelfAttention(x);  x = x + CrossAttention(x, memory);  x = x + FFN(x)
-    each "x = x + F(x)" is, with dropout D and layer normalisation LN,
+    each "x = x + F(x)" is, with dropout D (rate `dropout`) and layer normalisation LN,
         pre-norm (norm_first):  x + D(F(LN(x)))      and a final LN after the last layer
         post-norm (original):   LN(x + D(F(x)))
+    FFN(x) = max(0, x W_1 + b_1) W_2 + b_2, its hidden activations dropped at `activation_dropout`
+    (0 by default, as in the paper); attention weights are dropped at `dropout`.
 
 Masks come from the ids: source padding is masked in encoder self attention and in cross
 attention; decoder self attention is causal (padding at the end of the target can only be seen
@@ -65,11 +67,11 @@ class TransformerEncoderLayer(_ResidualLayer):
     """Self attention over the source, then a position-wise feed-forward network."""
 
     def __init__(self, model_dim: int, num_heads: int, feed_forward_dim: int, dropout: float,
-                 norm_first: bool, **kwargs) -> None:
+                 norm_first: bool, activation_dropout: float = 0.0, **kwargs) -> None:
         super().__init__(model_dim, dropout, norm_first, **kwargs)
         self.self_attention = MultiHeadAttention(model_dim, num_heads, dropout, name="self_attention")
         self.self_attention_norm = _layer_norm("self_attention_norm")
-        self.feed_forward = FeedForward(model_dim, feed_forward_dim, dropout, name="feed_forward")
+        self.feed_forward = FeedForward(model_dim, feed_forward_dim, activation_dropout, name="feed_forward")
         self.feed_forward_norm = _layer_norm("feed_forward_norm")
 
     def build(self, input_shape=None) -> None:
@@ -93,7 +95,8 @@ class TransformerDecoderLayer(_ResidualLayer):
     """Causal self attention, cross attention over the memory (seq2seq only), feed-forward."""
 
     def __init__(self, model_dim: int, num_heads: int, feed_forward_dim: int, dropout: float,
-                 norm_first: bool, cross_attention: bool = True, **kwargs) -> None:
+                 norm_first: bool, cross_attention: bool = True, activation_dropout: float = 0.0,
+                 **kwargs) -> None:
         super().__init__(model_dim, dropout, norm_first, **kwargs)
         self.self_attention = MultiHeadAttention(model_dim, num_heads, dropout, name="self_attention")
         self.self_attention_norm = _layer_norm("self_attention_norm")
@@ -102,7 +105,7 @@ class TransformerDecoderLayer(_ResidualLayer):
             self.cross_attention = MultiHeadAttention(model_dim, num_heads, dropout,
                                                       name="cross_attention")
             self.cross_attention_norm = _layer_norm("cross_attention_norm")
-        self.feed_forward = FeedForward(model_dim, feed_forward_dim, dropout, name="feed_forward")
+        self.feed_forward = FeedForward(model_dim, feed_forward_dim, activation_dropout, name="feed_forward")
         self.feed_forward_norm = _layer_norm("feed_forward_norm")
 
     def build(self, input_shape=None) -> None:
@@ -171,7 +174,7 @@ class TransformerEncoder(keras.layers.Layer):
         self.embedding_dropout = keras.layers.Dropout(c.dropout)
         self.encoder_layers = [
             TransformerEncoderLayer(c.model_dim, c.num_heads, c.feed_forward_dim, c.dropout,
-                                    c.norm_first, name=f"layer_{i}")
+                                    c.norm_first, activation_dropout=c.activation_dropout, name=f"layer_{i}")
             for i in range(c.num_layers)
         ]
         self.final_norm = _layer_norm("final_norm") if c.norm_first else None
@@ -221,7 +224,8 @@ class TransformerDecoder(keras.layers.Layer):
         self.embedding_dropout = keras.layers.Dropout(c.dropout)
         self.decoder_layers = [
             TransformerDecoderLayer(c.model_dim, c.num_heads, c.feed_forward_dim, c.dropout,
-                                    c.norm_first, cross_attention, name=f"layer_{i}")
+                                    c.norm_first, cross_attention, activation_dropout=c.activation_dropout,
+                                    name=f"layer_{i}")
             for i in range(c.num_layers)
         ]
         self.final_norm = _layer_norm("final_norm") if c.norm_first else None
