@@ -250,3 +250,39 @@ def test_train_page_renders_in_chromium(tmp_path: Path) -> None:
         page.get_by_text("Estimated time").wait_for(timeout=90_000)
         assert page.get_by_role("button", name="Start training").is_enabled()
         assert page.locator("[data-testid='stException']").count() == 0
+
+
+@pytest.mark.browser
+def test_job_list_notices_a_job_started_elsewhere_and_then_follows_it_every_second(
+        trained_home: Path, tmp_path: Path) -> None:
+    """With no job active the list polls slowly (IDLE_POLL_SECONDS); a job started elsewhere
+    (the CLI, another tab) shows up at the next slow poll, and from then on the list polls every
+    POLL_SECONDS: over 8 s of metric writes, a 10 s pace would show at most one new loss."""
+    import os
+    import time
+
+    from browser import chromium_page, streamlit_server
+
+    from textgen import jobs
+    from textgen.store import RunStore
+
+    home = copy_home(trained_home, tmp_path / "h")
+    run = list_runs(home)[0]
+    with streamlit_server(home) as url, chromium_page() as page, RunStore(home) as store:
+        page.goto(f"{url}/Train?model=gru")
+        page.get_by_text(run.id).first.wait_for(timeout=90_000)
+        assert page.get_by_role("button", name="Stop").count() == 0
+        # "Started elsewhere": running, owned by this (live) process, so the server keeps it so.
+        store.update_run(run.id, status="running", finished_at=None, pid=os.getpid(),
+                         pid_started=jobs.process_start_time(os.getpid()))
+        page.get_by_role("button", name="Stop").wait_for(timeout=60_000)
+        seen: set[str] = set()
+        started = time.monotonic()
+        for index in range(80):  # 8 s: a write every 0.4 s, a look every 0.1 s
+            if index % 4 == 0:
+                store.log_metrics(run.id, 1_000_000 + index, {"loss": 0.4 + index / 1000},
+                                  split="train", epoch=2.0)
+            seen.update(re.findall(r"train loss (0\.4\d\d)", page.inner_text("body")))
+            time.sleep(max(0.0, started + (index + 1) * 0.1 - time.monotonic()))
+        assert len(seen) >= 3, sorted(seen)
+        assert page.locator("[data-testid='stException']").count() == 0
