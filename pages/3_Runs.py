@@ -156,8 +156,12 @@ st.caption(
 )
 
 flash = st.session_state.pop(FLASH_KEY, None)
-if flash:
-    (ui.success if flash[0] == "success" else ui.error)(flash[1])
+# Always one container here, message or not: Streamlit knows the expander below by its position,
+# and a message that came and went moved it, which closed it (after a failed import, choosing the
+# next file closed "Import a bundle" over its Import button).
+with st.container():
+    if flash:
+        (ui.success if flash[0] == "success" else ui.error)(flash[1])
 
 with st.expander("Import a bundle"):
     st.caption("A bundle exported by TextGen (.zip): only its JSON config, .weights.h5 and JSON tokenizers "

@@ -224,3 +224,44 @@ def test_live_curve_updates_in_chromium_within_two_seconds(trained_home: Path, t
         assert page.locator("[data-testid='stException']").count() == 0
         assert page.evaluate(count_points) == before + 1
         assert elapsed < 2.0, f"the new point took {elapsed:.2f} s to appear"
+
+
+@pytest.mark.browser
+def test_a_bundle_uploaded_in_chromium_becomes_a_run_and_a_bad_one_is_refused(trained_home: Path,
+                                                                             tmp_path: Path) -> None:
+    """The user's path: export from one store, upload on another's Runs page, click Import. The
+    run appears with its kind and label; a zip that is not a bundle gets the error and adds
+    nothing, and "Import a bundle" stays open for the next file (it used to close when the error
+    message came or went); no traceback either way."""
+    from browser import chromium_page, streamlit_server
+
+    with RunStore(trained_home) as store:
+        gru = next(run.id for run in store.list_runs() if run.kind == "gru")
+        good = tmp_path / "exported-bundle.zip"
+        good.write_bytes(bundle.export_bundle(store, gru))
+    bad = tmp_path / "not-a-bundle.zip"
+    with zipfile.ZipFile(bad, "w") as archive:
+        archive.writestr("model.keras", b"anything")
+    home = tmp_path / "other-home"
+    with RunStore(home):
+        pass
+    with streamlit_server(home) as url, chromium_page() as page:
+        page.goto(f"{url}/Runs")
+        page.get_by_text("Import a bundle").click()  # open the expander
+        page.locator("input[type=file]").set_input_files(str(bad))
+        page.get_by_text("not-a-bundle.zip").wait_for(timeout=30_000)
+        page.get_by_role("button", name="Import").click()
+        page.get_by_text("this bundle cannot be imported").wait_for(timeout=60_000)
+        with RunStore(home) as store:
+            assert store.list_runs() == []
+        assert page.locator("details").first.get_attribute("open") is not None  # still open
+        page.locator("input[type=file]").set_input_files(str(good))
+        page.get_by_text("exported-bundle.zip").wait_for(timeout=30_000)
+        page.get_by_role("button", name="Import").click()
+        page.get_by_text("Imported run").wait_for(timeout=60_000)
+        with RunStore(home) as store:
+            (imported,) = store.list_runs()
+        assert imported.kind == "gru" and imported.id != gru
+        assert f"Imported run {imported.id} (gru)." in page.inner_text("body")
+        page.get_by_text("gru demo").first.wait_for(timeout=30_000)
+        assert page.locator("[data-testid='stException']").count() == 0
