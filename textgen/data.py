@@ -25,6 +25,12 @@ a batched gather 0.9-1.3; this module (bucketing by sorting shuffled indices) 0.
 
 Bucketing: each example's length is max(len(source), len(target) + 1). Examples go to the bucket
 whose range [b[i-1], b[i]) holds that length, and a batch only holds examples of one bucket.
+Inside a bucket, batches are cut from the examples sorted by that length and then by the source
+length, examples of equal lengths in a new random order each epoch (what fairseq does); the batch
+order is random. Padded to each batch's longest example, Multi30k's training pairs (word tokens,
+batch 64) then fill 99% of the target positions and 97% of the source positions, against 84% and
+74% when examples sat in random order inside 6 buckets: fewer positions to compute per real
+token. Which examples a drop_remainder epoch leaves out is still random.
 With `pad_to_bucket`, a batch is padded to its bucket's upper bound (b[i] - 1, capped at the
 maximum source / target length given to `encode_pairs`), so a model compiled with XLA sees one
 shape per bucket; pass the training set's boundaries (`bucket_boundaries_for`) when building the
@@ -223,11 +229,16 @@ def pair_dataset(
     target_widths = tf.constant(np.minimum(uppers, target_cap))
 
     # The epoch's layout is fixed: examples sorted by bucket, each bucket cut into batches.
-    # Only which example sits where (within its bucket) and the batch order are random.
+    # Random: which examples a drop_remainder epoch leaves out, the order of examples of equal
+    # lengths, and the batch order.
     keep, row_lengths, batch_buckets = (
         tf.constant(a) for a in _batch_layout(bucket_of, batch_size, drop_remainder)
     )
     bucket_table = tf.constant(bucket_of, tf.int64)
+    # Sort key: the bucketing length, then the source length. Bucket ids grow with the first, so
+    # sorting by this key keeps every bucket's examples where the layout expects them.
+    source_lengths = np.fromiter((len(a) for a in encoded.source_ids), np.int64, n)
+    length_key = tf.constant(_example_lengths(encoded) * (int(source_lengths.max()) + 1) + source_lengths)
 
     def epoch_batches(epoch_seed: tf.Tensor) -> tf.data.Dataset:
         if shuffle:
@@ -235,9 +246,12 @@ def pair_dataset(
             order = tf.argsort(tf.random.stateless_uniform([n], seed=example_seed))  # (n,)
         else:
             order = tf.range(n)
-        # Stable sort by bucket keeps the random order inside each bucket.
+        # Stable sort by bucket keeps the random order inside each bucket; `keep` drops a random
+        # remainder per bucket; the second stable sort orders the rest by length, ties at random.
         by_bucket = tf.gather(order, tf.argsort(tf.gather(bucket_table, order), stable=True))
-        batches = tf.RaggedTensor.from_row_lengths(tf.gather(by_bucket, keep), row_lengths)
+        kept = tf.gather(by_bucket, keep)
+        kept = tf.gather(kept, tf.argsort(tf.gather(length_key, kept), stable=True))
+        batches = tf.RaggedTensor.from_row_lengths(kept, row_lengths)
         buckets = batch_buckets
         if shuffle:
             batch_seed = tf.stack([epoch_seed, tf.constant(1, tf.int64)])
