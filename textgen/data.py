@@ -27,10 +27,10 @@ Bucketing: each example's length is max(len(source), len(target) + 1). Examples 
 whose range [b[i-1], b[i]) holds that length, and a batch only holds examples of one bucket.
 Inside a bucket, batches are cut from the examples sorted by that length and then by the source
 length, examples of equal lengths in a new random order each epoch (what fairseq does); the batch
-order is random. Padded to each batch's longest example, Multi30k's training pairs (word tokens,
-batch 64) then fill 99% of the target positions and 97% of the source positions, against 84% and
-74% when examples sat in random order inside 6 buckets: fewer positions to compute per real
-token. Which examples a drop_remainder epoch leaves out is still random.
+order is random. Padded to each batch's longest example, Multi30k's training pairs (counted in
+words and punctuation, batch 64) then fill 99% of the target positions and 97% of the source
+positions, against 84% and 74% when examples sat in random order inside 6 buckets: fewer
+positions to compute per real token (bench/RESULTS.md). Which examples a drop_remainder epoch leaves out is still random.
 With `pad_to_bucket`, a batch is padded to its bucket's upper bound (b[i] - 1, capped at the
 maximum source / target length given to `encode_pairs`), so a model compiled with XLA sees one
 shape per bucket; pass the training set's boundaries (`bucket_boundaries_for`) when building the

@@ -78,8 +78,8 @@ class ModelConfig(ConfigMixin):
     feed_forward_dim: int = 1024
     # Transformers: dropout on the feed-forward network's hidden (ReLU) activations. 0, as in the
     # original Transformer, fairseq (`activation_dropout`) and nanoGPT: `dropout` already drops
-    # the network's output. It is the largest dropout tensor (feed_forward_dim wide), and its
-    # random numbers cost ~7% of a training step on a CPU (bench/RESULTS.md).
+    # the network's output. It is the largest dropout tensor (feed_forward_dim wide): at 0.1 it
+    # made a training step ~7% slower on a CPU (bench/RESULTS.md).
     activation_dropout: float = 0.0
     # Transformers: pre-norm (LayerNorm before each sublayer; trains stably without warm-up)
     # rather than the original post-norm.
