@@ -243,8 +243,6 @@ def test_a_bundle_uploaded_in_chromium_becomes_a_run_and_a_bad_one_is_refused(tr
     with zipfile.ZipFile(bad, "w") as archive:
         archive.writestr("model.keras", b"anything")
     home = tmp_path / "other-home"
-    with RunStore(home):
-        pass
     with streamlit_server(home) as url, chromium_page() as page:
         page.goto(f"{url}/Runs")
         page.get_by_text("Import a bundle").click()  # open the expander
