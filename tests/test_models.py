@@ -488,3 +488,36 @@ def test_dense_gradient_has_no_intermediate_larger_than_its_operands() -> None:
     expected_x, expected_kernel = tape.gradient(loss, [x, layer.kernel])
     assert float(tf.reduce_max(tf.abs(grad_kernel - expected_kernel))) < 1e-3
     assert float(tf.reduce_max(tf.abs(grad_x - expected_x))) < 1e-3
+
+
+@pytest.mark.parametrize("shape", [(6, 40), (3, 7, 40)])
+def test_layer_norm_matches_keras_in_values_and_gradients(shape) -> None:
+    """Our LayerNorm writes its gradient by hand; it must equal Keras' LayerNormalization (which
+    TensorFlow differentiates) for the input, gamma and beta, with the same weight names."""
+    from textgen.models.layers import LayerNorm
+
+    ours, theirs = LayerNorm(epsilon=1e-5, name="norm"), keras.layers.LayerNormalization(epsilon=1e-5, name="norm")
+    ours.build(shape)
+    theirs.build(shape)
+    assert [w.name for w in ours.weights] == [w.name for w in theirs.weights] == ["gamma", "beta"]
+    rng = np.random.default_rng(3)
+    gamma, beta = rng.normal(1.0, 0.5, shape[-1]), rng.normal(0.0, 0.5, shape[-1])
+    for layer in (ours, theirs):
+        layer.set_weights([gamma.astype("float32"), beta.astype("float32")])
+    # An offset and a spread, so a missing centring or scaling term would show.
+    x = tf.constant(rng.normal(3.0, 4.0, shape), tf.float32)
+    upstream = tf.constant(rng.normal(0.0, 1.0, shape), tf.float32)
+
+    @tf.function
+    def values_and_gradients(layer, x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y * upstream) + tf.reduce_sum(tf.sin(y))  # a non-linear loss
+        return y, tape.gradient(loss, [x, layer.gamma, layer.beta])
+
+    y_ours, grads_ours = values_and_gradients(ours, x)
+    y_theirs, grads_theirs = values_and_gradients(theirs, x)
+    np.testing.assert_allclose(y_ours.numpy(), y_theirs.numpy(), atol=1e-5)
+    for name, a, b in zip(("x", "gamma", "beta"), grads_ours, grads_theirs):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4, rtol=1e-4, err_msg=f"gradient of {name}")

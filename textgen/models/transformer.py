@@ -35,13 +35,13 @@ import tensorflow as tf
 
 from textgen.models.base import Attention, Seq2SeqModel, State, padding_mask
 from textgen.models.config import ModelConfig
-from textgen.models.layers import FeedForward, MultiHeadAttention, OutputProjection, PositionEmbedding
+from textgen.models.layers import FeedForward, LayerNorm, MultiHeadAttention, OutputProjection, PositionEmbedding
 
 _LAYER_NORM_EPSILON = 1e-5
 
 
-def _layer_norm(name: str) -> keras.layers.LayerNormalization:
-    return keras.layers.LayerNormalization(epsilon=_LAYER_NORM_EPSILON, name=name)
+def _layer_norm(name: str) -> LayerNorm:
+    return LayerNorm(epsilon=_LAYER_NORM_EPSILON, name=name)
 
 
 class _ResidualLayer(keras.layers.Layer):
