@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -105,14 +106,19 @@ def multi30k_files(corpora: Path, folder: Path) -> dict[str, Path]:
 
 def machine_gflops(seconds: float = 2.0) -> float:
     """This machine's float32 matmul speed right now (1024 x 1024, all threads), in GFLOP/s: the
-    same-run baseline that says how loaded the machine was (two quiet cores here: 110-125)."""
-    import tensorflow as tf
-
-    a = tf.random.normal([1024, 1024])
-    matmul = tf.function(lambda x: tf.matmul(x, x))
+    same-run baseline that says how loaded the machine was (two quiet cores here: 110-125).
+    Measured in a child process, so this one's TensorFlow thread settings stay open to the run."""
+    code = f"""
+import time
+import tensorflow as tf
+a = tf.random.normal([1024, 1024])
+matmul = tf.function(lambda x: tf.matmul(x, x))
+matmul(a).numpy()
+count, started = 0, time.perf_counter()
+while time.perf_counter() - started < {seconds}:
     matmul(a).numpy()
-    count, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        matmul(a).numpy()
-        count += 1
-    return 2 * 1024 ** 3 * count / (time.perf_counter() - started) / 1e9
+    count += 1
+print(2 * 1024 ** 3 * count / (time.perf_counter() - started) / 1e9)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(result.stdout.split()[-1])

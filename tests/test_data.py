@@ -200,8 +200,12 @@ def test_lm_stride_shuffle_and_short_streams():
     b = batches(lm_dataset(stream, shuffle=True, seed=5, **kwargs))
     assert len(a) == lm_num_batches(len(stream), **kwargs)
     firsts = sorted(int(x["target_input_ids"][r, 0]) for x, _ in a for r in range(len(x["target_input_ids"])))
-    # Full windows of 9 start at 0, 4, ..., 28 and end at 37; one shorter window at 32 covers the tail.
-    assert firsts == list(range(4, 4 + 36, 4))
+    # Full windows of 9 every 4 tokens from the epoch's random offset in [0, 4), then one shorter
+    # window if the tail is left (at offset 0: full windows at 0, 4, ..., 28, a short one at 32).
+    offset = firsts[0] - 4
+    expected = list(range(offset, 40 - 9 + 1, 4))
+    expected += [expected[-1] + 4] if expected[-1] + 9 < 40 else []
+    assert 0 <= offset < 4 and firsts == [4 + start for start in expected]
     assert all(np.array_equal(x["target_input_ids"], y["target_input_ids"]) for (x, _), (y, _) in zip(a, b))
     (x, labels), = batches(lm_dataset(stream[:5], context_length=8, batch_size=2, shuffle=False, seed=0))
     np.testing.assert_array_equal(labels, [[5, 6, 7, 8, 0, 0, 0, 0]])
@@ -209,6 +213,26 @@ def test_lm_stride_shuffle_and_short_streams():
         lm_dataset(stream[:1], context_length=8, batch_size=2, shuffle=False, seed=0)
     with pytest.raises(ConfigError):
         lm_dataset(stream, context_length=8, batch_size=2, shuffle=False, seed=0, stride=9)
+
+
+def test_lm_training_windows_start_at_a_new_offset_each_epoch():
+    """A second epoch must not show the model the same windows again: each epoch's windows start
+    at its own random offset (one window start per stride, so no token is a label twice in an
+    epoch); validation windows (no shuffle) always start at 0."""
+    stream = np.arange(4, 4 + 400, dtype=np.int32)
+    per_epoch = lm_num_batches(len(stream), context_length=8, batch_size=1)
+    dataset = lm_dataset(stream, context_length=8, batch_size=1, shuffle=True, seed=3, repeat=True)
+    starts = [int(x["target_input_ids"][0, 0]) - 4 for (x, _), _ in zip(dataset.as_numpy_iterator(), range(8 * per_epoch))]
+    phases = []
+    while len(starts) >= per_epoch + 1:
+        full = range(starts[0] % 8, 400 - 9 + 1, 8)  # the epoch's full windows, then maybe a tail
+        epoch = sorted(starts[: len(full) + (full[-1] + 9 < 400)])
+        phases.append(epoch[0] % 8)
+        assert len({start % 8 for start in epoch}) == 1 and len(set(epoch)) == len(epoch)
+        starts = starts[len(epoch):]
+    assert len(set(phases)) > 1, phases
+    validation = lm_dataset(stream, context_length=8, batch_size=4, shuffle=False, seed=3)
+    assert all(int(x["target_input_ids"][0, 0]) % 8 == 4 for x, _ in validation.as_numpy_iterator())
 
 
 def test_pipelines_do_not_autotune(pairs):

@@ -521,3 +521,38 @@ def test_layer_norm_matches_keras_in_values_and_gradients(shape) -> None:
     np.testing.assert_allclose(y_ours.numpy(), y_theirs.numpy(), atol=1e-5)
     for name, a, b in zip(("x", "gamma", "beta"), grads_ours, grads_theirs):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4, rtol=1e-4, err_msg=f"gradient of {name}")
+
+
+@pytest.mark.parametrize("variant", ["lstm-bi-2l", "transformer"])
+def test_a_batch_computed_in_parts_gives_the_same_logits_and_gradients(variant) -> None:
+    """batch_parts computes a batch as independent slices; the logits and the gradients must be
+    those of the whole batch, for an odd batch and for a single row (no empty slice: an LSTM
+    cell refuses one)."""
+    keras.utils.set_random_seed(4)
+    config = tiny_config(variant, bidirectional=False, num_layers=1)  # one layer: quicker traces
+    model = build_model(config)
+    inputs = sample_batch(config)
+    inputs = {name: np.concatenate([value, value[:2]]) for name, value in inputs.items()}  # 5 rows
+    labels = np.concatenate([inputs["target_input_ids"][:, 1:], np.full((5, 1), EOS, "int32")], axis=1)
+
+    @tf.function
+    def logits_and_gradients(inputs, labels):
+        with tf.GradientTape() as tape:
+            logits = model(inputs, training=True)
+            loss = masked_cross_entropy(labels, logits)
+        return logits, tape.gradient(loss, model.trainable_variables)
+
+    for rows, all_parts in ((5, (2, 3)), (1, (2,))):
+        batch = {name: tf.constant(value[:rows]) for name, value in inputs.items()}
+        model.batch_parts = 1
+        expected_logits, expected_gradients = logits_and_gradients(batch, tf.constant(labels[:rows]))
+        for parts in all_parts:
+            model.batch_parts = parts
+            logits_and_gradients = tf.function(logits_and_gradients.python_function)  # a new trace
+            logits, gradients = logits_and_gradients(batch, tf.constant(labels[:rows]))
+            assert logits.shape == expected_logits.shape
+            np.testing.assert_allclose(logits.numpy(), expected_logits.numpy(), atol=1e-5)
+            for got, expected in zip(gradients, expected_gradients):
+                np.testing.assert_allclose(tf.convert_to_tensor(got).numpy(), tf.convert_to_tensor(expected).numpy(),
+                                           atol=1e-5)
+        logits_and_gradients = tf.function(logits_and_gradients.python_function)

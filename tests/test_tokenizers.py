@@ -153,6 +153,21 @@ def test_encode_batch_matches_encode(tokenizers):
     assert tokenizers["char"].encode_batch([]) == []
 
 
+def test_char_encode_gives_the_ids_of_the_hf_pipeline(tokenizers):
+    """The char tokenizer encodes with a dictionary lookup, not the HF pipeline; both must agree,
+    on text the vocabulary lacks as well (<unk>), decomposed accents, astral and joined emoji,
+    control and separator characters, and special-token spellings."""
+    tokenizer = tokenizers["char"]
+    texts = [*CORPUS, "Cafe\u0301 unseen: ЖЖ ∑ 🦜 \u200d\u2028 \r\n <s></s><pad> \x00\x1b end", "", "\n\n"]
+    for text in texts:
+        expected = tokenizer.hf_tokenizer.encode(normalize(text), add_special_tokens=False).ids
+        assert tokenizer.encode(text) == expected, text
+    assert UNK_ID in tokenizer.encode(texts[len(CORPUS)])
+    lowercasing = train_tokenizer(CORPUS, TokenizerConfig(kind="char", lowercase=True))
+    assert lowercasing.encode("HELLO ÅNGSTRÖM") == lowercasing.hf_tokenizer.encode(
+        normalize("HELLO ÅNGSTRÖM"), add_special_tokens=False).ids
+
+
 def test_token_labels_are_readable(tokenizers):
     bpe = tokenizers["bpe"]
     labels = bpe.token_labels(bpe.encode("Hello world, ¿café?\n"))

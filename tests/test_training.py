@@ -146,7 +146,7 @@ def test_settings_are_routed_to_their_config() -> None:
 def test_language_model_trains_on_a_text_corpus(store: RunStore, tmp_path: Path) -> None:
     path = tmp_path / "tales.txt"
     path.write_bytes(samples.sample_bytes("tales", size=6))
-    run = _train(store, str(path), "lstm-lm", tokenizer="char", max_target_length="32")
+    run = _train(store, str(path), "lstm-lm", tokenizer="char", max_target_length="32", batch_parts="3")
     assert run.status == "finished", run.error
     probes = store.get_samples(run.id)
     assert probes and all(p.source for p in probes)
@@ -198,3 +198,28 @@ def test_early_stopping_ends_after_patience_evaluations_without_improvement(stor
     kept = checkpoints.list()
     assert len(kept) <= 4 and checkpoints.get("last").name in {c.name for c in kept}
     assert all(artifacts.load_trained(store.run_dir(run.id), checkpoint_name=c.name) for c in kept)
+
+
+def test_thread_settings_reach_tensorflow_or_say_why_not() -> None:
+    import subprocess
+    import sys
+
+    code = """
+import tensorflow as tf
+from textgen.config import TrainConfig
+from textgen.training import configure_threads
+configure_threads(TrainConfig(intra_op_threads={}, inter_op_threads={}))
+print("threads", tf.config.threading.get_intra_op_parallelism_threads(),
+      tf.config.threading.get_inter_op_parallelism_threads())
+tf.constant(1.0) + 1.0  # TensorFlow has run: settings can no longer change
+configure_threads(TrainConfig(intra_op_threads=2))
+print("still running")
+"""
+    for (intra, inter), expected in {(1, 2): ["1", "2"], (1, 0): ["1", "1"]}.items():
+        result = subprocess.run([sys.executable, "-c", code.format(intra, inter)], capture_output=True, text=True,
+                                cwd=Path(__file__).resolve().parents[1])
+        assert result.returncode == 0, result.stderr[-2000:]
+        lines = result.stdout.splitlines()
+        assert next(line for line in lines if line.startswith("threads")).split()[1:] == expected
+        assert any("intra_op_threads=2 and inter_op_threads=2 were not applied" in line for line in lines), lines
+        assert lines[-1] == "still running"

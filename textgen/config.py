@@ -258,6 +258,14 @@ class TrainConfig(ConfigMixin):
     jit_compile: bool = False
     # Threads TensorFlow may use inside one op (0 = all cores). Keep a core free for the app.
     intra_op_threads: int = 0
+    # Ops TensorFlow may run at once (0 = as many as intra_op_threads when that is set, up to 2;
+    # otherwise all cores). Small models train faster with intra_op_threads=1 and this at the
+    # number of cores: each op on one core, independent ops side by side (bench/RESULTS.md).
+    inter_op_threads: int = 0
+    # Compute each batch as this many independent slices side by side (the same results): with
+    # intra_op_threads=1 and inter_op_threads at the core count, every core stays busy on a
+    # small model (bench/RESULTS.md). 1 = the whole batch at once.
+    batch_parts: int = 1
     # default (one device), mirrored (all local GPUs/devices), or multi-worker (TF_CONFIG cluster).
     strategy: str = "default"
     # Seed for weight initialisation, shuffling and dropout.
@@ -286,6 +294,8 @@ class TrainConfig(ConfigMixin):
         check_range("keep_checkpoints", self.keep_checkpoints, 0, 1000)
         check_range("log_every_seconds", self.log_every_seconds, 0.0, 3600)
         check_range("intra_op_threads", self.intra_op_threads, 0, 1024)
+        check_range("inter_op_threads", self.inter_op_threads, 0, 1024)
+        check_range("batch_parts", self.batch_parts, 1, 64)
         check_choice("strategy", self.strategy, STRATEGIES)
         check_range("seed", self.seed, 0, 2**31 - 1)
 

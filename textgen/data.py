@@ -355,6 +355,11 @@ def lm_dataset(
     stride (default context_length, 1..context_length) is the step between window starts; with
     the default each token is a label exactly once per epoch. The last window, if shorter, is
     padded with 0 (masked labels). Every batch has shape (batch, context_length).
+
+    With `shuffle`, each epoch also starts its windows at a random offset in [0, stride) (the
+    first `offset` tokens are no label that epoch), so a second epoch cuts the text at other
+    places instead of showing the model the same windows again; nanoGPT samples every window at
+    a random place for the same reason. Without it (validation), windows start at 0.
     """
     check_range("batch_size", batch_size, 1)
     stride = _check_lm_args(context_length, stride)
@@ -375,6 +380,11 @@ def lm_dataset(
         source = tf.zeros([tf.shape(windows)[0], 0], tf.int32)  # (B, 0): no source
         return {"source_ids": source, "target_input_ids": windows[:, :-1]}, windows[:, 1:]
 
+    if shuffle and len(stream) >= window + stride:
+        ds = _shuffled_window_starts(len(stream), window, stride, seed, repeat)
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        ds = ds.map(to_batch, num_parallel_calls=PARALLEL_CALLS, deterministic=True)
+        return _finish(ds)
     ds = tf.data.Dataset.from_tensor_slices(starts)
     if shuffle:
         ds = ds.shuffle(len(starts), seed=seed, reshuffle_each_iteration=True)
@@ -383,6 +393,27 @@ def lm_dataset(
     if repeat:
         ds = ds.repeat()
     return _finish(ds)
+
+
+def _shuffled_window_starts(num_tokens: int, window: int, stride: int, seed: int,
+                            repeat: bool) -> tf.data.Dataset:
+    """Window starts, epoch after epoch: offset + k * stride for a random offset in [0, stride)
+    drawn per epoch (plus one shorter tail window, as `_lm_window_starts`), in a random order.
+    Needs num_tokens >= window + stride, so every epoch has at least one full window."""
+
+    def epoch_starts(epoch: tf.Tensor) -> tf.data.Dataset:
+        epoch_seed = tf.stack([tf.constant(seed, tf.int64), epoch])
+        offset = tf.random.stateless_uniform([], epoch_seed, minval=0, maxval=stride, dtype=tf.int64)
+        num_full = (num_tokens - window - offset) // stride + 1  # >= 1
+        starts = offset + stride * tf.range(num_full)  # (num_full,)
+        last = starts[-1]
+        tail = tf.boolean_mask(tf.reshape(last + stride, [1]), tf.reshape(last + window < num_tokens, [1]))
+        starts = tf.concat([starts, tail], axis=0)  # (windows,)
+        order = tf.argsort(tf.random.stateless_uniform(tf.shape(starts), epoch_seed + 1))
+        return tf.data.Dataset.from_tensor_slices(tf.gather(starts, order))
+
+    epochs = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(1)
+    return epochs.flat_map(epoch_starts)
 
 
 def pad_batches_to_multiple(dataset: tf.data.Dataset, multiple: int) -> tf.data.Dataset:

@@ -218,13 +218,22 @@ def eval_batch_size(batch_size: int, length: int, vocab_size: int) -> int:
 
 
 def configure_threads(train: TrainConfig) -> None:
-    """Must run before TensorFlow executes any op."""
+    """Apply the thread settings. They take effect only before TensorFlow executes its first op
+    (a job process calls this first); in a process where TensorFlow already ran, a warning says
+    they were not applied and training goes on with the threads it has."""
     import tensorflow as tf
 
     threads = train.intra_op_threads
-    if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
+    inter = train.inter_op_threads or (max(1, min(2, threads)) if threads else 0)
+    try:
+        if threads:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+        if inter:
+            tf.config.threading.set_inter_op_parallelism_threads(inter)
+    except RuntimeError:  # "cannot be modified after initialization"
+        print(f"warning: intra_op_threads={threads} and inter_op_threads={inter} were not applied: "
+              "TensorFlow had already run in this process; a job started with `python -m textgen` "
+              "applies them", flush=True)
 
 
 def make_strategy(name: str):
@@ -458,6 +467,7 @@ def _train_run(store: RunStore, run_id: str, run_dir: Path, config: artifacts.Ru
         if last is not None:
             artifacts.restore_optimizer(optimizer, model.trainable_variables, last.path / artifacts.OPTIMIZER_FILE)
             optimizer.iterations.assign(initial_step)
+        model.batch_parts = train.batch_parts
         model.compile(
             optimizer=optimizer,
             loss=MaskedCrossEntropy(label_smoothing=train.label_smoothing),

@@ -89,14 +89,41 @@ def dummy_inputs(config: ModelConfig, batch_size: int = 1, length: int = 2) -> d
     }
 
 
+def in_parts(function: Any, inputs: dict[str, tf.Tensor], parts: int) -> tf.Tensor:
+    """function(inputs) -> (batch, ...), computed as `parts` independent slices of the batch and
+    concatenated: the same values, but graphs with nothing between them, which TensorFlow runs
+    side by side (one inter-op thread each). Every slice has ceil(batch / parts) rows, the last
+    ones shifted back to stay inside the batch, so no slice is empty (a recurrent cell refuses an
+    empty batch); rows computed twice are dropped from all but their first slice."""
+    batch = tf.shape(next(iter(inputs.values())))[0]
+    size = (batch + parts - 1) // parts  # rows per slice, >= 1 for a non-empty batch
+    outputs = []
+    for part in range(parts):
+        first = tf.minimum(part * size, tf.maximum(batch - size, 0))  # where this slice starts
+        sliced = {name: value[first:first + size] for name, value in inputs.items()}  # (size, ...)
+        keep_from = part * size - first  # rows already covered by earlier slices
+        keep_to = tf.minimum((part + 1) * size, batch) - first
+        outputs.append(function(sliced)[keep_from:keep_to])
+    return tf.concat(outputs, axis=0)  # (batch, ...)
+
+
 class Seq2SeqModel(keras.Model):
-    """Base class of every family: stores the config and defines the step interface."""
+    """Base class of every family: stores the config and defines the step interface.
+
+    `batch_parts` (a run-time setting, not saved; TrainConfig.batch_parts sets it for a job):
+    `call` computes the batch in that many independent slices (`in_parts`), the same logits and
+    gradients. With one thread per op, a small model's step is mostly a chain of ops that keeps
+    one core busy; independent slices keep every core busy."""
 
     def __init__(self, config: ModelConfig, **kwargs: Any) -> None:
         super().__init__(name=kwargs.pop("name", config.kind.replace("-", "_")), **kwargs)
         self.config = config
+        self.batch_parts = 1
 
     def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        if self.batch_parts > 1:
+            return in_parts(lambda part: self.call_with_attention(part, training=training)[0], inputs,
+                            self.batch_parts)
         logits, _ = self.call_with_attention(inputs, training=training)
         return logits
 
