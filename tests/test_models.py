@@ -387,8 +387,8 @@ def test_masked_loss_and_accuracy_ignore_padding():
 
 def test_sparse_cross_entropy_matches_tensorflow_in_values_and_gradients():
     """Our cross-entropy takes a softmax and a gather and writes its gradient by hand; it must
-    give TensorFlow's sparse op's values and gradients, also for spread-out logits, and cap a
-    hopeless token at 87.3 nats instead of inf."""
+    give TensorFlow's sparse op's values and gradients, also for spread-out logits, for a label
+    whose probability underflows float32, and for a diverged model's NaN and inf logits."""
     from textgen.models.losses import sparse_cross_entropy
 
     rng = np.random.default_rng(5)
@@ -405,8 +405,17 @@ def test_sparse_cross_entropy_matches_tensorflow_in_values_and_gradients():
         values[name] = (per_token.numpy(), tape.gradient(total, logits).numpy())
     np.testing.assert_allclose(values["ours"][0], values["tensorflow"][0], rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(values["ours"][1], values["tensorflow"][1], atol=1e-5)
-    hopeless = tf.constant([[[0.0, 200.0, -200.0]]])  # p(label 2) = e^-400, under float32's range
-    assert float(sparse_cross_entropy(tf.constant([[2]]), hopeless)[0, 0]) == pytest.approx(87.34, abs=0.01)
+    # p(label 2) = e^-400 in the first row, under float32's range: the loss is still 400; a NaN or
+    # an inf logit elsewhere in the row makes the loss non-finite, as TensorFlow's op does (a run
+    # stops at a non-finite loss).
+    extreme = tf.constant([[[0.0, 200.0, -200.0], [0.0, float("nan"), 1.0], [0.0, float("inf"), 1.0]]])
+    extreme_labels = tf.constant([[2, 2, 2]])
+    ours = sparse_cross_entropy(extreme_labels, extreme).numpy()[0]
+    assert ours[0] == pytest.approx(400.0, rel=1e-6)
+    assert not np.isfinite(ours[1]) and not np.isfinite(ours[2])
+    np.testing.assert_array_equal(
+        np.isfinite(tf.nn.sparse_softmax_cross_entropy_with_logits(extreme_labels, extreme).numpy()[0]),
+        np.isfinite(ours))
 
 
 # ---------------------------------------------------------------- persistence
@@ -547,7 +556,7 @@ def test_layer_norm_matches_keras_in_values_and_gradients(shape) -> None:
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4, rtol=1e-4, err_msg=f"gradient of {name}")
 
 
-@pytest.mark.parametrize("variant", ["lstm-bi-2l", "transformer"])
+@pytest.mark.parametrize("variant", ["lstm-bi-2l", "transformer"], ids=["lstm", "transformer"])
 def test_a_batch_computed_in_parts_gives_the_same_logits_and_gradients(variant) -> None:
     """batch_parts computes a batch as independent slices; the logits and the gradients must be
     those of the whole batch, for an odd batch and for a single row (no empty slice: an LSTM

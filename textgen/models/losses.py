@@ -19,8 +19,8 @@ import tensorflow as tf
 from textgen.models.base import PAD_ID
 
 
-# The smallest normal float32: a label given a lower probability costs -log of it, 87.3 nats,
-# not inf.
+# The smallest normal float32. A label whose softmax probability falls below it (a diverging
+# model, or a NaN or inf logit) takes the exact, slower path.
 _SMALLEST_PROBABILITY = float(np.finfo(np.float32).tiny)
 
 
@@ -31,13 +31,16 @@ def sparse_cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     The same values and gradient (softmax - onehot) as `tf.nn.sparse_softmax_cross_entropy_with_logits`,
     from one softmax (oneDNN's, multi-threaded) and a gather: that op is single-threaded Eigen
     code, 45-57 ms of a ~300 ms Multi30k Transformer step at batch 64 x 15 tokens x 8,000 words
-    against 10-12 ms for this (bench/RESULTS.md). Differences: the loss of one token is capped
-    at 87.3 nats (_SMALLEST_PROBABILITY), and NaN logits reach the loss only through the labels'
-    own entries (the gradient carries them, so the next step's loss is NaN everywhere).
+    against 10-12 ms for this (bench/RESULTS.md). When some label's probability underflows
+    float32 (or is NaN), -log p would be wrong, so that batch's losses come from a log-sum-exp
+    instead: a diverging run still shows its loss exploding and fails at the same step.
     """
     probabilities = tf.nn.softmax(logits)  # (..., vocab)
     picked = tf.gather(probabilities, labels, batch_dims=labels.shape.rank)  # (...,)
-    loss = -tf.math.log(tf.maximum(picked, _SMALLEST_PROBABILITY))
+    loss = tf.cond(
+        tf.reduce_all(picked >= _SMALLEST_PROBABILITY),  # False for a NaN too
+        lambda: -tf.math.log(picked),
+        lambda: tf.reduce_logsumexp(logits, axis=-1) - tf.gather(logits, labels, batch_dims=labels.shape.rank))
 
     def gradient(upstream):  # upstream (...,) -> d logits = upstream * (softmax - onehot)
         flat_labels = tf.reshape(labels, [-1])  # (n,)
