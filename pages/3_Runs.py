@@ -166,8 +166,13 @@ with st.container():
 with st.expander("Import a bundle"):
     st.caption("A bundle exported by TextGen (.zip): only its JSON config, .weights.h5 and JSON tokenizers "
                "are read, each checked; the model is rebuilt by our code, so nothing in the file runs.")
-    st.file_uploader("Bundle (.zip)", type=["zip"], key="import-bundle")
-    st.button("Import", key="import-button", on_click=import_uploaded, icon=":material/upload:")
+    chosen = st.file_uploader("Bundle (.zip)", type=["zip"], key="import-bundle")
+    # The server has the file only once its upload finished: until then Import is disabled, and
+    # the size below says it arrived (the name is shown by the uploader itself).
+    if chosen is not None:
+        st.caption(f"{chosen.size:,} bytes received, ready to import.")
+    st.button("Import", key="import-button", on_click=import_uploaded, icon=":material/upload:",
+              disabled=chosen is None)
 
 with ui.user_errors():
     with ui.open_store() as store:

@@ -246,16 +246,20 @@ def test_a_bundle_uploaded_in_chromium_becomes_a_run_and_a_bad_one_is_refused(tr
     with streamlit_server(home) as url, chromium_page() as page:
         page.goto(f"{url}/Runs")
         page.get_by_text("Import a bundle").click()  # open the expander
+        page.get_by_text("Bundle (.zip)").wait_for(timeout=30_000)
+        assert page.get_by_role("button", name="Import", exact=True).is_disabled()  # nothing chosen yet
         page.locator("input[type=file]").set_input_files(str(bad))
-        page.get_by_text("not-a-bundle.zip").wait_for(timeout=30_000)
-        page.get_by_role("button", name="Import").click()
+        # The uploader shows the name while the file is still on its way; Import acts on what the
+        # server has, which the size line confirms (clicking earlier raced the upload).
+        page.get_by_text(f"{bad.stat().st_size:,} bytes received").wait_for(timeout=30_000)
+        page.get_by_role("button", name="Import", exact=True).click()
         page.get_by_text("this bundle cannot be imported").wait_for(timeout=60_000)
         with RunStore(home) as store:
             assert store.list_runs() == []
         assert page.locator("details").first.get_attribute("open") is not None  # still open
         page.locator("input[type=file]").set_input_files(str(good))
-        page.get_by_text("exported-bundle.zip").wait_for(timeout=30_000)
-        page.get_by_role("button", name="Import").click()
+        page.get_by_text(f"{good.stat().st_size:,} bytes received").wait_for(timeout=30_000)
+        page.get_by_role("button", name="Import", exact=True).click()
         page.get_by_text("Imported run").wait_for(timeout=60_000)
         with RunStore(home) as store:
             (imported,) = store.list_runs()
