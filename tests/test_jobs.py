@@ -146,7 +146,14 @@ def test_reconcile_finishes_a_deletion_whose_session_went_away(store: RunStore, 
     assert store.runs_being_deleted() == [] and not store.run_dir(run.id).exists()
 
 
-def test_background_train_command_returns_a_run_id_at_once(home: Path, corpus: str) -> None:
+def test_background_train_command_returns_a_run_id_at_once(home: Path, corpus: str, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """...and the job leaves nothing in the temporary folder: AutoGraph, which would write a
+    converted copy of each function it rewrites there (and a job skips the interpreter teardown
+    that deletes them), is not used for tf.data functions or the decoding loop."""
+    job_temp = tmp_path / "job-temp"
+    job_temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(job_temp))
     started = time.monotonic()
     result = run_cli("train", "--corpus", corpus, "--model", "gru", "--preset", "tiny", "--background",
                      "--json", "--set", "epochs=1", "--set", "batch_size=64", home=home)
@@ -159,6 +166,8 @@ def test_background_train_command_returns_a_run_id_at_once(home: Path, corpus: s
         final = _wait_for(lambda: _status(store, run_id) in ("finished", "failed", "crashed") and store.get_run(run_id),
                           120, "the background run to finish")
         assert final.status == "finished", final.error
+        assert store.get_samples(run_id), "the job decoded its probe samples"
+    assert sorted(path.name for path in job_temp.iterdir()) == []
 
 
 def test_bad_hyperparameters_from_the_cli_create_no_run(home: Path, corpus: str) -> None:

@@ -64,6 +64,10 @@ DEFAULT_NUM_BUCKETS = 6
 PARALLEL_CALLS = 2
 PREFETCH_BATCHES = 2
 
+# The functions handed to tf.data below use no Python control flow on tensors, so AutoGraph's
+# rewrite of their source (parsed from the file in every new process) is skipped.
+_plain_graph = tf.autograph.experimental.do_not_convert
+
 
 def _finish(dataset: tf.data.Dataset) -> tf.data.Dataset:
     """Prefetch a fixed number of batches; no autotuning (see PARALLEL_CALLS)."""
@@ -240,6 +244,7 @@ def pair_dataset(
     source_lengths = np.fromiter((len(a) for a in encoded.source_ids), np.int64, n)
     length_key = tf.constant(_example_lengths(encoded) * (int(source_lengths.max()) + 1) + source_lengths)
 
+    @_plain_graph
     def epoch_batches(epoch_seed: tf.Tensor) -> tf.data.Dataset:
         if shuffle:
             example_seed = tf.stack([epoch_seed, tf.constant(0, tf.int64)])
@@ -259,6 +264,7 @@ def pair_dataset(
             batches, buckets = tf.gather(batches, batch_order), tf.gather(buckets, batch_order)
         return tf.data.Dataset.from_tensor_slices((buckets, batches))
 
+    @_plain_graph
     def to_batch(bucket: tf.Tensor, indices: tf.Tensor):
         src = tf.gather(sources, indices)
         tgt_in = tf.gather(target_inputs, indices)
@@ -375,6 +381,7 @@ def lm_dataset(
     padded = tf.constant(np.concatenate([stream, np.zeros(window, np.int32)]))
     offsets = tf.range(window, dtype=tf.int64)
 
+    @_plain_graph
     def to_batch(batch_starts: tf.Tensor):
         windows = tf.gather(padded, batch_starts[:, None] + offsets[None, :])  # (B, context + 1)
         source = tf.zeros([tf.shape(windows)[0], 0], tf.int32)  # (B, 0): no source
@@ -401,6 +408,7 @@ def _shuffled_window_starts(num_tokens: int, window: int, stride: int, seed: int
     drawn per epoch (plus one shorter tail window, as `_lm_window_starts`), in a random order.
     Needs num_tokens >= window + stride, so every epoch has at least one full window."""
 
+    @_plain_graph
     def epoch_starts(epoch: tf.Tensor) -> tf.data.Dataset:
         epoch_seed = tf.stack([tf.constant(seed, tf.int64), epoch])
         offset = tf.random.stateless_uniform([], epoch_seed, minval=0, maxval=stride, dtype=tf.int64)
@@ -427,6 +435,7 @@ def pad_batches_to_multiple(dataset: tf.data.Dataset, multiple: int) -> tf.data.
     if multiple <= 1:
         return dataset
 
+    @_plain_graph
     def pad(inputs, labels):
         size = tf.shape(labels)[0]
         extra = (multiple - size % multiple) % multiple

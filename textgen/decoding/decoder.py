@@ -138,7 +138,7 @@ def search(step_fn: StepFunction, initial_state: State, start_ids, config: Decod
                             eos_id=eos_id, deadline=deadline, example_ids=example_ids,
                             banned_ids=banned_ids)
 
-    outputs = tf.function(run)() if compile else run()
+    outputs = tf.function(run, autograph=False)() if compile else run()
     return collect(outputs, config, max_steps=max_steps, eos_id=eos_id)
 
 
@@ -195,7 +195,7 @@ def _compiled_search(model, config: DecodingConfig, eos_id: int, attention: bool
         tf.TensorSpec([], tf.int32),  # top_k
         tf.TensorSpec([], tf.float32),  # top_p
         tf.TensorSpec([], tf.int64),  # seed
-    ])
+    ], autograph=False)
     def run(source_ids, prompt_ids, prompt_lengths, example_ids, max_steps, max_lengths, deadline,
             alpha, temperature, top_k, top_p, seed):
         # The cache holds the prompt and every step: a search capped at 64 steps need not
