@@ -65,17 +65,15 @@ def main() -> None:
     common_args = (["--quick"] if args.quick else []) + (["--corpora", args.corpora] if args.corpora else [])
     print(f"# {time.strftime('%Y-%m-%d %H:%M')} {'quick' if args.quick else 'full'} run: {', '.join(chosen)}",
           flush=True)
-    # Runs one benchmark hands to a later one (quality -> beam; throughput -> beam in --quick),
-    # deleted at the end.
+    # The run bench/quality.py trains is handed to bench/beam.py, and deleted at the end.
     handover = Path(tempfile.mkdtemp(prefix="textgen-bench-handover-"))
     try:
-        run_all(args, chosen, common_args, handover / "quality-home", handover / "throughput-home")
+        run_all(args, chosen, common_args, handover / "quality-home")
     finally:
         shutil.rmtree(handover, ignore_errors=True)
 
 
-def run_all(args: argparse.Namespace, chosen: list[str], common_args: list[str], quality_home: Path,
-            throughput_home: Path) -> None:
+def run_all(args: argparse.Namespace, chosen: list[str], common_args: list[str], quality_home: Path) -> None:
     results: list[str] = []
     failures: list[str] = []
     started = time.monotonic()
@@ -88,17 +86,9 @@ def run_all(args: argparse.Namespace, chosen: list[str], common_args: list[str],
             arguments = ["--quick"] if args.quick else []
         if name == "translation_quality":
             arguments += ["--keep", str(quality_home)]
-        if name == "train_tokens_per_s" and args.quick:
-            arguments += ["--keep", str(throughput_home)]
         if name == "beam_throughput" and (quality_home / "quality.json").exists():
             arguments += ["--home", str(quality_home),
                           "--run", json.loads((quality_home / "quality.json").read_text())["run_id"]]
-        elif name == "beam_throughput" and args.quick and (throughput_home / "throughput.json").exists():
-            # A smoke check: decode with the Transformer the throughput benchmark just trained
-            # (33 s) rather than train another (about 50 s with its tokenizer and start-up).
-            kept = json.loads((throughput_home / "throughput.json").read_text())["runs"]
-            if "transformer" in kept:
-                arguments += ["--home", str(throughput_home), "--run", kept["transformer"]]
         print(f"# {name} ({BENCHMARKS[name]} {' '.join(arguments)})", flush=True)
         lines, code, seconds = run_one(BENCHMARKS[name], arguments)
         results.extend(lines)

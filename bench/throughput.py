@@ -17,19 +17,12 @@ one GRU layer of 256 units, embeddings 128. Target: ours / reference >= 3.
 
 --quick (a smoke check) measures the Transformer pair only, ours for 33 s and the reference for
 4 steps; the Bahdanau reference alone needs about 2 minutes to build its unrolled graph.
---keep DIR keeps the TEXTGEN_HOME (a new folder) with our runs and writes DIR/throughput.json
-({"runs": {kind: run id}}): `run.py --quick` hands that Transformer to bench/beam.py instead of
-training another one.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
-import os
 import time
-from pathlib import Path
 
 import common
 
@@ -96,7 +89,6 @@ def main() -> None:
     parser.add_argument("--kinds", default=None,
                         help="comma-separated: transformer,bahdanau (the default; transformer alone with --quick)")
     parser.add_argument("--corpora", default=None, help="the shared corpora folder (default ../shared/corpora)")
-    parser.add_argument("--keep", default=None, help="keep the TEXTGEN_HOME here (a new folder)")
     args = parser.parse_args()
     corpora_dir = common.corpora_dir(args.corpora)
     # --quick is a smoke check: the Transformer pair only. The Bahdanau reference unrolls its
@@ -111,8 +103,7 @@ def main() -> None:
     from textgen import corpora, data, jobs, training
     from textgen.store import RunStore
 
-    runs: dict[str, str] = {}
-    with kept_home(args.keep) as home, RunStore(home) as store:
+    with common.scratch_home() as home, RunStore(home) as store:
         files = common.multi30k_files(corpora_dir, home)
         for kind in kinds:
             settings = {**COMMON, **SETTINGS[kind], "minutes": str(ours_minutes)}
@@ -126,7 +117,6 @@ def main() -> None:
             run = jobs.run_job(store, jobs.submit(store, plan, background=False).id)
             if run.status != "finished":
                 raise SystemExit(f"our {kind} run ended {run.status}: {run.error}")
-            runs[kind] = run.id
             ours, steps = ours_tokens_per_second(store, run.id, real_tokens / plan.steps_per_epoch,
                                                  warmup_seconds=10 if args.quick else 20)
             common.info(f"{kind} ours: {ours:.0f} target tok/s over {steps} steady steps "
@@ -139,20 +129,6 @@ def main() -> None:
             common.report(f"train_tokens_per_s_{kind}", ours, "tok/s", "record", None)
             common.report(f"train_tokens_per_s_{kind}_ratio", ratio, "x", ">=3", ratio >= 3,
                           f"reference {reference:.0f} tok/s")
-        (home / "throughput.json").write_text(json.dumps({"runs": runs}), encoding="utf-8")
-
-
-@contextlib.contextmanager
-def kept_home(folder: str | None):
-    """TEXTGEN_HOME for this benchmark: `folder` (created, kept afterwards) or a throwaway one."""
-    if folder is None:
-        with common.scratch_home() as home:
-            yield home
-        return
-    home = Path(folder)
-    home.mkdir(parents=True)
-    os.environ["TEXTGEN_HOME"] = str(home)
-    yield home
 
 
 if __name__ == "__main__":
