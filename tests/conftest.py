@@ -19,6 +19,13 @@ if str(ROOT) not in sys.path:
 import pytest  # noqa: E402
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove the session's TEXTGEN_HOME (a run of the suite used to leave one in /tmp)."""
+    import shutil
+
+    shutil.rmtree(_SESSION_HOME, ignore_errors=True)
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh, empty TEXTGEN_HOME for one test (also exported to subprocesses)."""
