@@ -127,7 +127,8 @@ def search(step_fn: StepFunction, initial_state: State, start_ids, config: Decod
            example_ids=None, banned_ids=BANNED_IDS, compile: bool = False) -> list[RawResult]:
     """Decode with any step function (fake ones in tests). max_steps defaults to
     config.max_length; deadline (epoch seconds) defaults to now + config.time_limit_seconds.
-    compile=True runs the loop in a fresh `tf.function` (eager otherwise)."""
+    compile=True runs the loop in a fresh `tf.function` (eager otherwise), traced without
+    AutoGraph: the step function branches with TensorFlow ops, never with Python on tensors."""
     max_steps = int(config.max_length if max_steps is None else max_steps)
     if deadline is None and config.time_limit_seconds > 0:
         deadline = time.time() + config.time_limit_seconds
@@ -182,6 +183,9 @@ def _compiled_search(model, config: DecodingConfig, eos_id: int, attention: bool
         logits, new_state, step_attention = model.decode_step(token_ids, state)
         return logits, new_state, step_attention if attention else {}
 
+    # autograph=False: the loop is tf.while_loop and every branch on a tensor is a TensorFlow op,
+    # so AutoGraph would only re-parse our source (and the model's) in each new process: about
+    # 5 s before a job's first decode, and converted copies left in /tmp by jobs.
     @tf.function(input_signature=[
         tf.TensorSpec([None, None], tf.int32),  # source_ids
         tf.TensorSpec([None, None], tf.int32),  # prompt_ids: decoder_prefix (seq2seq: [<s>])
