@@ -166,15 +166,17 @@ def load_registered(store: RunStore, corpus_id: str) -> LoadedCorpus:
 
 
 def run_examples(
-    store: RunStore, corpus_id: str, *, valid_corpus_id: str | None = None, test_corpus_id: str | None = None
+    store: RunStore, corpus_id: str, *, valid_corpus_id: str | None = None, test_corpus_id: str | None = None,
+    loaded: LoadedCorpus | None = None,
 ) -> dict[str, list]:
     """The train / valid / test examples of a run.
 
     By default the corpus's own split. A held-out corpus given for valid or test replaces that
     part, and the corpus's own examples for it go to training instead (standard benchmarks come
-    with their own validation and test files).
+    with their own validation and test files). `loaded`: the corpus `corpus_id` already read
+    back, so it is not parsed again.
     """
-    loaded = load_registered(store, corpus_id)
+    loaded = loaded or load_registered(store, corpus_id)
     examples = loaded.corpus.examples
     parts = {name: [examples[i] for i in getattr(loaded.split, name)] for name in ("train", "valid", "test")}
     for name, external in (("valid", valid_corpus_id), ("test", test_corpus_id)):

@@ -124,7 +124,7 @@ def plan_run(
             if not corpora.load_registered(store, held_out[name].id).corpus.is_pairs:
                 raise ConfigError(f"the --{name} corpus must hold source/target pairs like the training corpus.")
     parts = corpora.run_examples(store, record.id, valid_corpus_id=held_out.get("valid") and held_out["valid"].id,
-                                 test_corpus_id=held_out.get("test") and held_out["test"].id)
+                                 test_corpus_id=held_out.get("test") and held_out["test"].id, loaded=loaded)
     train_examples = parts["train"]
     if probe.is_decoder_only:
         source_tokenizer = None
@@ -287,9 +287,9 @@ def _prepare_data(store: RunStore, run_dir: Path, config: artifacts.RunConfig, s
     from textgen import data
     from textgen.corpus import texts_for_split
 
-    loaded = corpora.load_registered(store, config.corpus_id)
     model, train = config.model, config.train
     if model.is_decoder_only:
+        loaded = corpora.load_registered(store, config.corpus_id)
         examples = loaded.corpus.examples
         valid_indices = list(loaded.split.valid) or list(loaded.split.train[-max(1, len(loaded.split.train) // 10):])
         texts = texts_for_split(loaded.corpus, loaded.split)
