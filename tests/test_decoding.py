@@ -237,6 +237,38 @@ def test_beam_width_one_is_greedy_on_random_automata(alpha):
             np.testing.assert_allclose(g.log_probs, b.log_probs, atol=1e-5)
 
 
+class RecordingStep:
+    """A step function that records how many hypotheses each call computes."""
+
+    def __init__(self, step):
+        self.step, self.sizes = step, []
+
+    def __call__(self, token_ids, state):
+        self.sizes.append(int(token_ids.shape[0]))
+        return self.step(token_ids, state)
+
+
+def test_rows_whose_beam_is_done_leave_the_batch_the_model_computes():
+    # Row 1 starts at (5,): </s> (0.9), or 6 into a leaf that ends; its beam is done after 2
+    # steps. Row 0 starts at the root and needs 3.
+    tree = TreeStep(TRAP)
+    config = DecodingConfig(strategy="beam", beam_width=2, length_penalty=0.0)
+    prefixes = [(), (5,)]
+    step = RecordingStep(tree)
+    together = search(step, tree.initial_state(2, prefixes), tf.fill([2], BOS), config)
+    assert step.sizes == [4, 4, 2]
+    compiled = search(tree, tree.initial_state(2, prefixes), tf.fill([2], BOS), config,
+                      compile=True)
+    for row, prefix in enumerate(prefixes):
+        [alone] = search(tree, tree.initial_state(1, [prefix]), tf.fill([1], BOS), config)
+        for result in (together[row], compiled[row]):
+            assert [h.ids.tolist() for h in result.n_best] == [h.ids.tolist() for h in alone.n_best]
+            assert [h.score for h in result.n_best] == pytest.approx([h.score for h in alone.n_best])
+            np.testing.assert_allclose(result.attention["cross_attention"],
+                                       alone.attention["cross_attention"])
+    assert together[0].ids.tolist() == [5] and together[1].ids.tolist() == []
+
+
 def test_beam_returns_unfinished_hypotheses_when_nothing_ends():
     [result] = search(never_ends, {"count": tf.zeros([1], tf.int32)}, tf.fill([1], BOS),
                       DecodingConfig(strategy="beam", beam_width=3, max_length=5))

@@ -193,28 +193,42 @@ def test_state_reordered_on_its_batch_axis_follows_the_rows(variant):
 
 
 @pytest.mark.parametrize("variant", ["transformer", "transformer-lm"])
-def test_a_cache_sized_to_the_decode_gives_the_same_steps_and_survives_overrunning(variant):
-    """encode(max_decode_length=n): the cache holds n positions (what a search capped at n steps
-    carries and copies, not max_target_length), the logits are those of the full cache, and a
-    row stepped past its end (a stopped row in a batch still running) does not fail."""
+def test_the_cache_grows_with_the_decode_and_survives_overrunning(variant, monkeypatch):
+    """encode(max_decode_length=n): a language model's cache holds n positions (a prompt is read
+    into it before the search); an encoder-decoder's starts at min(n, INITIAL_CACHE_LENGTH)
+    slots and doubles when a step reaches its end. Either way the logits are teacher forcing's,
+    each step's self attention is max_target_length wide (zeros past the cache), and a row
+    stepped past the context (a stopped row in a batch still running) does not fail."""
+    from textgen.models import transformer
+
+    monkeypatch.setattr(transformer, "INITIAL_CACHE_LENGTH", 2)
     model, config = tiny_model(variant), tiny_config(variant)
     inputs = sample_batch(config)
     teacher_forced = model(inputs).numpy()
     steps = inputs["target_input_ids"].shape[1]
     assert steps < config.max_target_length
     state = model.encode(inputs["source_ids"], max_decode_length=steps)
-    assert state["self_keys_0"].shape[2] == steps
+    lengths = [state["self_keys_0"].shape[2]]
     real = inputs["target_input_ids"] != 0
     for t in range(steps):
         logits, state, attention = model.decode_step(tf.constant(inputs["target_input_ids"][:, t]), state)
         np.testing.assert_allclose(logits.numpy()[real[:, t]], teacher_forced[real[:, t], t], atol=1e-5)
-        assert attention["self_attention"].shape[-1] == steps
-    for _ in range(2):  # past the end: clamped to the last slot
+        weights = attention["self_attention"].numpy()  # (batch, layers, heads, max_target_length)
+        assert weights.shape[-1] == config.max_target_length
+        np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
+        assert not weights[..., t + 1:].any()
+        lengths.append(state["self_keys_0"].shape[2])
+    if config.is_decoder_only:
+        assert lengths == [steps] * (steps + 1)
+    else:  # 2 slots, then 4 when position 2 is written, then 8 (6 steps)
+        assert lengths == [2, 2, 2, 4, 4, 8, 8]
+    for _ in range(config.max_target_length - steps + 2):  # past the context: the last slot
         logits, state, _ = model.decode_step(tf.constant(inputs["target_input_ids"][:, -1]), state)
         assert np.isfinite(logits.numpy()).all()
+    assert state["self_keys_0"].shape[2] == config.max_target_length
     # Asking for more than the model's context gives the context.
-    assert model.encode(inputs["source_ids"], max_decode_length=10_000)["self_keys_0"].shape[2] == \
-        config.max_target_length
+    longest = model.encode(inputs["source_ids"], max_decode_length=10_000)["self_keys_0"].shape[2]
+    assert longest == (config.max_target_length if config.is_decoder_only else 2)
 
 
 # ---------------------------------------------------------------- attention

@@ -5,8 +5,10 @@ A strategy never sees a model. It takes
 
     step_fn(token_ids, state) -> (logits, new_state, attention)
         token_ids int32 (batch,); logits float32 (batch, vocab); state a dict of tensors with the
-        batch on axis 0 and fixed shapes; attention a dict of tensors with the batch on axis 0
-        (the same keys at every step; {} is fine)
+        batch on axis 0 (a tensor may change length between steps on any axis but its last,
+        e.g. a cache that grows; beam search also drops finished rows from the batch);
+        attention a dict of tensors with the batch on axis 0 (the same keys and shapes at
+        every step; {} is fine)
     initial_state            the state before the first step (after `encode` and any prompt)
     start_ids int32 (batch,) the token fed at the first step (<s>, or a prompt's last token)
 
@@ -21,11 +23,12 @@ Conventions, the same for every strategy:
   </s> included when it was generated.
 - A row that emitted </s> is finished: it emits <pad> with log-probability 0 from then on and
   its attention is zero (unlike keras-hub samplers, which keep writing). A row at its length
-  cap stops the same way, unfinished. The step function still runs on a stopped row (the batch
-  moves together) and what it computes there is discarded; its state is not frozen, since
-  selecting old rows of a Transformer's cache every step cost more than the step itself, so a
-  step function must accept being stepped past a row's end (the Transformer writes its last
-  cache slot again).
+  cap stops the same way, unfinished. In greedy search and sampling the step function still
+  runs on a stopped row (the batch moves together) and what it computes there is discarded;
+  its state is not frozen, since selecting old rows of a Transformer's cache every step cost
+  more than the step itself, so a step function must accept being stepped past a row's end
+  (the Transformer writes its last slot again). Beam search drops done rows instead (its
+  reorder gathers the state every step anyway).
 - The loop stops when every row finished, after max_steps steps, or at the first step that
   starts after `deadline` (seconds since the epoch, compared with `tf.timestamp()` inside the
   graph, so a time limit needs no Python between steps).
@@ -131,6 +134,19 @@ def _time_left(deadline: tf.Tensor) -> tf.Tensor:
     return tf.less(tf.timestamp(), deadline)
 
 
+def any_length(structure):
+    """Shape invariants for a tf.while_loop over `structure` (tensors): each tensor's static
+    shape with every axis but the last free to change (a state's batch axis shrinks when beam
+    search drops finished rows; a Transformer's cache grows). Rank-1 tensors: fully free."""
+    def relaxed(tensor):
+        shape = tensor.shape
+        if shape.rank is None or shape.rank == 0:
+            return shape
+        return tf.TensorShape([None] * (shape.rank - 1)).concatenate(
+            shape[-1:] if shape.rank > 1 else [None])
+    return tf.nest.map_structure(relaxed, structure)
+
+
 def new_arrays(values: dict[str, tf.Tensor]) -> dict[str, tf.TensorArray]:
     """One growable TensorArray per tensor, for per-step histories."""
     return {k: tf.TensorArray(v.dtype, size=0, dynamic_size=True, element_shape=v.shape)
@@ -211,8 +227,11 @@ def single_hypothesis_search(
             histories, step, {"ids": tokens, "log_probs": token_log_probs, **attention})
         return step + 1, tokens, state, finished, lengths, histories
 
+    loop_vars = (tf.constant(1), tokens, state, finished, lengths, histories)
+    invariants = (None, None, any_length(state), None, None,
+                  tf.nest.map_structure(lambda _: None, histories))
     steps, _, _, finished, lengths, histories = tf.while_loop(
-        condition, body, (tf.constant(1), tokens, state, finished, lengths, histories))
+        condition, body, loop_vars, shape_invariants=invariants)
     stacked = stack_arrays(histories)
     ids, log_probs = stacked.pop("ids"), stacked.pop("log_probs")
     return {"ids": ids, "log_probs": log_probs, "attention": stacked, "lengths": lengths,

@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from textgen.decoding.beam import beam_search, collect_beam
 from textgen.decoding.common import (BANNED_IDS, BOS_ID, EOS_ID, PAD_ID, Hypothesis, RawResult,
-                                     State, StepFunction, collect_single, keep_rows)
+                                     State, StepFunction, any_length, collect_single, keep_rows)
 from textgen.decoding.config import DecodingConfig
 from textgen.decoding.greedy import greedy_search
 from textgen.decoding.sampling import sample_search
@@ -149,14 +149,17 @@ def prefill(step_fn: StepFunction, state: State, prompt_ids: tf.Tensor,
             prompt_lengths: tf.Tensor) -> tuple[State, tf.Tensor]:
     """Feed each row's prompt but its last token through step_fn (rows of different lengths:
     a row's state stops changing after its own prompt). Returns the state and the start ids
-    (each prompt's last token) for the search. prompt_ids (batch, prompt_len), right-padded."""
+    (each prompt's last token) for the search. prompt_ids (batch, prompt_len), right-padded.
+    The state must keep its shapes through the prompt (a cache must hold it from the start:
+    the Transformer language model's is sized to the prompt and the search together)."""
     num_columns = tf.shape(prompt_ids)[1]
 
     def body(i, state):
         _, new_state, _ = step_fn(prompt_ids[:, i], state)
         return i + 1, keep_rows(i >= prompt_lengths - 1, state, new_state)
 
-    _, state = tf.while_loop(lambda i, _: i < num_columns - 1, body, (tf.constant(0), state))
+    _, state = tf.while_loop(lambda i, _: i < num_columns - 1, body, (tf.constant(0), state),
+                             shape_invariants=(None, any_length(state)))
     return state, tf.gather(prompt_ids, prompt_lengths - 1, batch_dims=1)
 
 

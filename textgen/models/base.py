@@ -53,7 +53,7 @@ State layout per family (all float32 unless noted)
                            num_heads, source_len, head_dim): encoder memory projected once;
                            "source_mask" bool (batch, source_len); "self_keys_<i>",
                            "self_values_<i>" (batch, num_heads, cache_length, head_dim): the
-                           KV cache, preallocated for encode's max_decode_length (at most
+                           KV cache, which starts short and grows as decoding goes (at most
                            max_target_length); "step" int32 (batch,): the position the next
                            token is written to
     transformer-lm         "self_keys_<i>", "self_values_<i>", "step" as above
@@ -134,7 +134,8 @@ class Seq2SeqModel(keras.Model):
     def encode(self, source_ids: tf.Tensor, max_decode_length: int | tf.Tensor | None = None) -> State:
         """The starting state. max_decode_length: the most positions decoding will step through
         (prompt included); a state that grows with the output (the Transformers' key/value
-        cache) is sized to it, at most max_target_length. Other families ignore it."""
+        cache) is never allocated longer, nor longer than max_target_length. Other families
+        ignore it."""
         raise NotImplementedError
 
     def decode_step(self, token_ids: tf.Tensor, state: State) -> tuple[tf.Tensor, State, Attention]:

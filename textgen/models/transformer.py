@@ -14,15 +14,18 @@ attention; decoder self attention is causal (padding at the end of the target ca
 by later padding, so real positions never see it).
 
 Key/value cache. `encode` projects the encoder memory into every decoder layer's cross-attention
-keys and values once, and preallocates the self-attention cache for the positions the search
-will step through (`max_decode_length`, at most max_target_length): "self_keys_<i>" /
+keys and values once, and allocates the self-attention cache: "self_keys_<i>" /
 "self_values_<i>" per layer i (batch, num_heads, cache_length, head_dim) and a "step" (batch,)
 counter. `decode_step` projects only the new token, writes its key and value at `step`
-(`tensor_scatter_nd_update` of those slots only: fixed shapes, so one `tf.function` trace serves
-every step) and attends over positions 0..step. A step therefore costs the new token's
-projections and FFN plus one pass over the cache, never a recomputation of the prefix; the price
-of fixed shapes is that the attention pass reads all cache_length slots (masked beyond the step),
-and that a beam search's reorder copies them all.
+(`tensor_scatter_nd_update` of those slots only) and attends over positions 0..step. A step
+therefore costs the new token's projections and FFN plus one pass over the cache, never a
+recomputation of the prefix. The cache is a fixed-shape tensor, so each step's write copies it
+and a beam search's reorder copies it again: the encoder-decoder's cache starts at
+INITIAL_CACHE_LENGTH slots and doubles when a step reaches its end (at most max_target_length),
+so those copies and the attention pass cover about what the outputs use, not the length cap.
+The language model's holds encode's max_decode_length (its prompt is read in first; see
+decoding/decoder.py `prefill`). Each step's self-attention weights are padded to
+max_target_length, so every step reports the same shape.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ from textgen.models.config import ModelConfig
 from textgen.models.layers import FeedForward, LayerNorm, MultiHeadAttention, OutputProjection, PositionEmbedding
 
 _LAYER_NORM_EPSILON = 1e-5
+# Slots an encoder-decoder search's self-attention cache starts with; it doubles when a step
+# needs more (at most max_target_length).
+INITIAL_CACHE_LENGTH = 16
 
 
 def _layer_norm(name: str) -> LayerNorm:
@@ -295,10 +301,11 @@ class TransformerDecoder(keras.layers.Layer):
 
     def step(self, token_ids: tf.Tensor, state: State) -> tuple[tf.Tensor, State, Attention]:
         """token_ids (batch,) at position state["step"] -> logits (batch, vocab), new state, attention."""
-        cache_length = state["self_keys_0"].shape[2] or tf.shape(state["self_keys_0"])[2]
-        # A row the search has stopped may be stepped past the cache's end (its outputs are
+        # A row the search has stopped may be stepped past the last position (its outputs are
         # never read): it keeps writing to the last slot instead of indexing out of range.
-        step = tf.minimum(state["step"], cache_length - 1)  # (batch,)
+        step = tf.minimum(state["step"], self.max_length - 1)  # (batch,)
+        caches = self._room_for(state, tf.reduce_max(step) + 1)
+        cache_length = tf.shape(caches["self_keys_0"])[2]
         x = self._embed(token_ids[:, None], step[:, None])  # (batch, 1, model_dim)
         slots = tf.range(cache_length)[None, :]  # (1, cache_length)
         grid = [tf.shape(step)[0], self.num_heads]
@@ -314,16 +321,38 @@ class TransformerDecoder(keras.layers.Layer):
             cross = ((state[f"cross_keys_{i}"], state[f"cross_values_{i}"])
                      if self.has_cross_attention else (None, None))
             x, (layer_self, layer_keys, layer_values), layer_cross = layer.step(
-                x, state[f"self_keys_{i}"], state[f"self_values_{i}"], write_indices,
+                x, caches[f"self_keys_{i}"], caches[f"self_values_{i}"], write_indices,
                 prefix_mask, *cross, cross_mask)
             new_state[f"self_keys_{i}"], new_state[f"self_values_{i}"] = layer_keys, layer_values
             self_weights.append(layer_self[:, :, 0])  # (batch, heads, cache_length)
             if self.has_cross_attention:
                 cross_weights.append(layer_cross[:, :, 0])  # (batch, heads, source_len)
-        attention = {"self_attention": tf.stack(self_weights, axis=1)}  # (batch, layers, heads, cache_length)
+        # Every step reports the same width, max_target_length (a search records the weights of
+        # every step in one array); the slots past the cache are attended by nobody: zeros.
+        self_weights = tf.stack(self_weights, axis=1)  # (batch, layers, heads, cache_length)
+        self_weights = tf.pad(self_weights, [[0, 0], [0, 0], [0, 0], [0, self.max_length - cache_length]])
+        attention = {"self_attention": tf.ensure_shape(
+            self_weights, [None, self.num_layers, self.num_heads, self.max_length])}  # (batch, layers, heads, max_target_length)
         if self.has_cross_attention:
             attention["cross_attention"] = tf.stack(cross_weights, axis=1)  # (batch, layers, heads, source_len)
         return self._logits(x)[:, 0], new_state, attention
+
+    def _room_for(self, state: State, needed: tf.Tensor) -> State:
+        """The self-attention caches with at least `needed` slots (at most max_target_length):
+        when a step reaches the end they grow to twice their length, so a search that starts
+        with a short cache copies and reads only about what its outputs use."""
+        caches = {f"self_{kind}_{i}": state[f"self_{kind}_{i}"]
+                  for i in range(self.num_layers) for kind in ("keys", "values")}
+        if caches["self_keys_0"].shape[2] == self.max_length:  # already the whole context
+            return caches
+        capacity = tf.shape(caches["self_keys_0"])[2]
+
+        def grow():
+            longer = tf.minimum(tf.maximum(needed, 2 * capacity), self.max_length)
+            padding = [[0, 0], [0, 0], [0, longer - capacity], [0, 0]]
+            return {k: tf.pad(v, padding) for k, v in caches.items()}  # (batch, heads, longer, head_dim)
+
+        return tf.cond(needed > capacity, grow, lambda: caches)
 
 
 class TransformerSeq2Seq(Seq2SeqModel):
@@ -346,8 +375,12 @@ class TransformerSeq2Seq(Seq2SeqModel):
 
     def encode(self, source_ids: tf.Tensor, max_decode_length=None) -> State:
         memory, source_mask, _ = self.encoder(source_ids, training=False)
+        # The cache starts short and grows as the search goes (decode_step): most outputs end
+        # long before max_decode_length, and every step copies and reads the whole cache.
+        length = INITIAL_CACHE_LENGTH if max_decode_length is None else tf.minimum(
+            max_decode_length, INITIAL_CACHE_LENGTH)
         return {**self.decoder.project_memory(memory), "source_mask": source_mask,
-                **self.decoder.initial_cache(tf.shape(source_ids)[0], max_decode_length)}
+                **self.decoder.initial_cache(tf.shape(source_ids)[0], length)}
 
     def decode_step(self, token_ids: tf.Tensor, state: State) -> tuple[tf.Tensor, State, Attention]:
         return self.decoder.step(token_ids, state)
