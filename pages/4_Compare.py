@@ -15,7 +15,7 @@ from pages import ui
 from pages.ui import heatmaps
 from textgen import attention_views, comparison
 from textgen.comparison import METRIC_TITLES, METRICS
-from textgen.decoding import STRATEGIES, DecodingConfig
+from textgen.decoding import BEAM_STOPPING, STRATEGIES, DecodingConfig
 from textgen.store import RunStore
 
 st.set_page_config(page_title="Compare · TextGen Lab", page_icon="⚖️", layout="wide")
@@ -91,6 +91,10 @@ def _choose_inputs(store, run_ids: list[str]) -> tuple[list[str], list[str | Non
     return drawn.sources, list(drawn.references)
 
 
+_STOPPING_LABELS = {"current_length": "if it ended now (faster)",
+                    "max_length": "at any length up to the cap (exhaustive)"}
+
+
 def _choose_decoding() -> DecodingConfig:
     with st.expander("Decoding settings"):
         cols = st.columns(4)
@@ -109,9 +113,17 @@ def _choose_decoding() -> DecodingConfig:
                                      disabled=strategy != "sample")
         seed = cols[3].number_input("Seed", 0, 2**31 - 1, 0, step=1, key="cmp-seed",
                                     disabled=strategy != "sample")
+        stopping = st.selectbox(
+            "Beam stops when no live hypothesis can win", BEAM_STOPPING, key="cmp-beam-stopping",
+            format_func=_STOPPING_LABELS.get, disabled=strategy != "beam",
+            help="Once a beam has its n-best list: stop when no live hypothesis would beat the "
+                 "list's worst if it ended now (the usual rule, faster), or only when none could "
+                 "at any length up to the cap (never misses a later winner).")
     return DecodingConfig(strategy=strategy, max_length=int(max_length), beam_width=int(beam_width),
-                          length_penalty=float(length_penalty), temperature=float(temperature),
-                          top_k=int(top_k), top_p=float(top_p), seed=int(seed))
+                          length_penalty=float(length_penalty), beam_stopping=stopping,
+                          temperature=float(temperature), top_k=int(top_k), top_p=float(top_p),
+                          seed=int(seed))
+
 
 
 def _select_row() -> None:

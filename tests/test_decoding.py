@@ -100,7 +100,8 @@ def test_config_validates_ranges_and_round_trips():
     assert DecodingConfig(strategy="greedy", num_return=2, beam_width=2).n_best_size == 1
     for bad in (dict(strategy="nucleus"), dict(beam_width=0), dict(temperature=0.0),
                 dict(top_p=0.0), dict(top_p=1.5), dict(max_length=0), dict(top_k=-1),
-                dict(beam_width=2, num_return=3), dict(time_limit_seconds=-1), dict(batch_size=0)):
+                dict(beam_width=2, num_return=3), dict(time_limit_seconds=-1), dict(batch_size=0),
+                dict(beam_stopping="never")):
         with pytest.raises(ConfigError):
             DecodingConfig(**bad)
     assert DecodingConfig().with_overrides({"strategy": "sample", "top_k": "5"},
@@ -250,13 +251,14 @@ class RecordingStep:
 
 def test_rows_whose_beam_is_done_leave_the_batch_the_model_computes():
     # Row 1 starts at (5,): </s> (0.9), or 6 into a leaf that ends; its beam is done after 2
-    # steps. Row 0 starts at the root and needs 3.
+    # steps. Row 0 starts at the root and needs 3. The first step computes each row's one
+    # live hypothesis once (2), the second both rows' 2 (4), the third row 0's (2).
     tree = TreeStep(TRAP)
     config = DecodingConfig(strategy="beam", beam_width=2, length_penalty=0.0)
     prefixes = [(), (5,)]
     step = RecordingStep(tree)
     together = search(step, tree.initial_state(2, prefixes), tf.fill([2], BOS), config)
-    assert step.sizes == [4, 4, 2]
+    assert step.sizes == [2, 4, 2]
     compiled = search(tree, tree.initial_state(2, prefixes), tf.fill([2], BOS), config,
                       compile=True)
     for row, prefix in enumerate(prefixes):
@@ -267,6 +269,28 @@ def test_rows_whose_beam_is_done_leave_the_batch_the_model_computes():
             np.testing.assert_allclose(result.attention["cross_attention"],
                                        alone.attention["cross_attention"])
     assert together[0].ids.tolist() == [5] and together[1].ids.tolist() == []
+
+
+def test_beam_stopping_at_the_current_length_can_miss_a_later_winner_that_max_length_finds():
+    # alpha 1, beam 2. Step 0: [</s>] (-0.69) fills one pool place, [4] lives. Step 1: [4 </s>]
+    # fills the other (-1.80 / 7/6 = -1.55); [4 6] lives at -2.00: ended now it would score -1.72,
+    # so "current_length" stops there. Followed to the end, [4 6 7 </s>] costs nothing more
+    # and scores -2.00 / 9/6 = -1.34, better than -1.55: "max_length" keeps searching and finds it.
+    tree = {(): {EOS: 0.5, 4: 0.3, 5: 0.2}, (4,): {EOS: 0.55, 6: 0.45}, (4, 6): {7: 1.0},
+            (4, 6, 7): {EOS: 1.0}}
+    lists, sizes = {}, {}
+    for stopping in ("current_length", "max_length"):
+        step = RecordingStep(TreeStep(tree))
+        config = DecodingConfig(strategy="beam", beam_width=2, length_penalty=1.0,
+                                beam_stopping=stopping)
+        [result] = search(step, step.step.initial_state(1), tf.fill([1], BOS), config)
+        lists[stopping] = [(h.ids.tolist(), round(h.score, 3)) for h in result.n_best]
+        sizes[stopping] = step.sizes
+        assert result.ids.tolist() == [] and result.finished
+    assert lists["current_length"] == [([], -0.693), ([4], round(np.log(0.3 * 0.55) / (7 / 6), 3))]
+    assert lists["max_length"] == [([], -0.693), ([4, 6, 7], round(np.log(0.3 * 0.45) / 1.5, 3))]
+    assert sizes == {"current_length": [1, 2], "max_length": [1, 2, 2, 2]}
+    assert DecodingConfig().beam_stopping == "current_length"
 
 
 def test_beam_returns_unfinished_hypotheses_when_nothing_ends():

@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from textgen.decoding.config import STRATEGIES, DecodingConfig
+from textgen.decoding.config import BEAM_STOPPING, STRATEGIES, DecodingConfig
 
 _LAZY = {
     "Generation": "textgen.decoding.decoder",
@@ -35,7 +35,7 @@ _LAZY = {
     "filter_logits": "textgen.decoding.sampling",
 }
 
-__all__ = ["DecodingConfig", "STRATEGIES", *_LAZY]
+__all__ = ["BEAM_STOPPING", "DecodingConfig", "STRATEGIES", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -14,9 +14,11 @@ log-probability are kept. A continuation ending in </s> leaves the beam for the 
 num_return best finished hypotheses by score = sum(log p) / ((5 + length) / 6) ** alpha. So the
 length penalty decides between finished hypotheses, and beam_width 1 is exactly greedy search.
 A batch row is done when nothing in its beam is alive, when it reached its length cap, or when
-its pool is full and no live hypothesis can still beat the pool's worst (for alpha >= 0 a live
-total c can at best reach c / penalty(cap)); a done row leaves the batch and its pool and
-live scores stay as they were.
+its pool is full and no live hypothesis can beat the pool's worst: with stopping
+"current_length" (Hugging Face's default) if it ended now, c / penalty(length); with
+"max_length" at any length (for alpha >= 0 a live total c can at best reach c / penalty(cap)),
+which never stops while a later hypothesis could still win, at the cost of more steps. A done
+row leaves the batch and its pool and live scores stay as they were.
 
 Nothing is copied per step to keep histories: each step records, per slot, its parent slot,
 token, log-probability and the attention of the step (by the slot that computed it); the chosen
@@ -50,9 +52,12 @@ def beam_search(
     deadline=None,
     banned_ids=BANNED_IDS,
     max_lengths=None,
+    stopping: str = "current_length",
 ) -> dict[str, tf.Tensor]:
     """Beam search over a batch. beam_width and num_return are Python ints (shapes).
-    max_lengths (batch,), optional: a length cap per row (each at most max_steps).
+    max_lengths (batch,), optional: a length cap per row (each at most max_steps). stopping:
+    "current_length" or "max_length", the bound on what a live hypothesis can still score
+    (see the module docstring).
 
     Returns (time-major histories, steps = steps run): "parents", "tokens", "log_probs"
     (steps, batch, beam); "attention" {key: (steps, batch * beam, ...)}; the finished pool
@@ -64,6 +69,8 @@ def beam_search(
     N = int(num_return or beam_width)
     if not 1 <= N <= K:
         raise ValueError(f"num_return must be between 1 and beam_width ({K}), got {N}.")
+    if stopping not in ("current_length", "max_length"):
+        raise ValueError(f"stopping must be 'current_length' or 'max_length', got {stopping!r}.")
     start_ids = tf.convert_to_tensor(start_ids, tf.int32)
     max_steps = tf.convert_to_tensor(max_steps, tf.int32)
     deadline = as_deadline(deadline)
@@ -72,24 +79,26 @@ def beam_search(
     neg_inf = tf.constant(-math.inf, tf.float32)
     max_lengths = (tf.fill([batch], max_steps) if max_lengths is None
                    else tf.minimum(tf.cast(max_lengths, tf.int32), max_steps))
-    # The bound on what a live hypothesis can still score, for the stopping test.
+    # With stopping "max_length", the bound on what a live hypothesis can still score.
     max_penalty = length_penalty(max_lengths, alpha)  # (batch,)
 
-    def advance(step, rows, tokens, state, alive, pool, done, last_steps):
+    def advance(step, rows, tokens, state, alive, pool, done, last_steps, width=K):
         """One step for the batch rows still searching: rows (n,) int32, in order; tokens
-        (n * K,) and state hold their n * K hypotheses, row-major. alive, pool, done and
-        last_steps cover the whole batch; only the searching rows' entries change."""
+        (n * width,) and state hold their hypotheses, row-major: width K, or 1 at the first
+        step (each row's one hypothesis, computed once, not K times). alive, pool, done and
+        last_steps cover the whole batch; only the searching rows' entries change. Returns the
+        next step's rows, tokens and state (K hypotheses a row)."""
         logits, new_state, attention = step_fn(tokens, state)
-        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))  # (n * K, vocab)
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))  # (n * width, vocab)
         n = tf.shape(rows)[0]
         vocab = tf.shape(log_probs)[-1]
-        scores = tf.reshape(ban(log_probs, banned_ids), [n, K, vocab])
-        row_alive = tf.gather(alive, rows)  # (n, K)
-        candidates = tf.reshape(row_alive[:, :, None] + scores, [n, K * vocab])
+        scores = tf.reshape(ban(log_probs, banned_ids), [n, width, vocab])
+        row_alive = tf.gather(alive, rows)[:, :width]  # (n, width)
+        candidates = tf.reshape(row_alive[:, :, None] + scores, [n, width * vocab])
         top_values, top_index = tf.math.top_k(candidates, K)  # (n, K)
-        parents = top_index // vocab
+        parents = top_index // vocab  # (n, K), each in range(width)
         next_tokens = top_index % vocab
-        token_log_probs = tf.gather(tf.reshape(log_probs, [n, K * vocab]), top_index,
+        token_log_probs = tf.gather(tf.reshape(log_probs, [n, width * vocab]), top_index,
                                     batch_dims=1)
         live = top_values > neg_inf
         ends = tf.logical_and(live, tf.equal(next_tokens, eos_id))
@@ -110,7 +119,9 @@ def beam_search(
         new_alive = tf.where(ends, neg_inf, top_values)
         best_alive = tf.reduce_max(new_alive, axis=1)  # (n,)
         worst_kept = pool_scores[:, N - 1]
-        cannot_improve = worst_kept >= best_alive / tf.gather(max_penalty, rows)
+        penalty = (length_penalty(step + 1, alpha) if stopping == "current_length"
+                   else tf.gather(max_penalty, rows))
+        cannot_improve = worst_kept >= best_alive / penalty
         now_done = (tf.logical_not(best_alive > neg_inf) | ((worst_kept > neg_inf) & cannot_improve)
                     | (step + 1 >= tf.gather(max_lengths, rows)))  # (n,)
         index = rows[:, None]  # (n, 1): scatter positions in the whole batch
@@ -118,7 +129,7 @@ def beam_search(
         pool = {k: tf.tensor_scatter_nd_update(pool[k], index, new_pool[k]) for k in pool}
         done = tf.tensor_scatter_nd_update(done, index, now_done)
         last_steps = tf.tensor_scatter_nd_update(last_steps, index, tf.fill([n], step))
-        slots = tf.reshape(index * K + tf.range(K)[None, :], [-1, 1])  # (n * K, 1): flat rows
+        slots = tf.reshape(index * K + tf.range(width)[None, :], [-1, 1])  # (n * width, 1): flat rows
         record = {"parents": _spread(index, parents, batch),
                   "tokens": _spread(index, next_tokens, batch),
                   "log_probs": _spread(index, token_log_probs, batch),
@@ -126,32 +137,33 @@ def beam_search(
         # Rows done now leave the batch the model computes; the others' hypotheses are
         # reordered by parent.
         kept = tf.cast(tf.where(tf.logical_not(now_done))[:, 0], tf.int32)  # (m,) of range(n)
-        kept_slots = tf.reshape(kept[:, None] * K + tf.range(K)[None, :], [-1])  # (m * K,)
-        flat_parents = tf.reshape(tf.gather(parents, kept) + kept[:, None] * K, [-1])  # (m * K,)
+        flat_parents = tf.reshape(tf.gather(parents, kept) + kept[:, None] * width, [-1])  # (m * K,)
         all_kept = tf.equal(tf.size(kept), n)
 
         def reorder(old, new):
             if new is not old:
                 return tf.gather(new, flat_parents)
             # Passed through unchanged (per-source constants such as the encoder memory): equal
-            # across a row's K slots, so only the rows that left are dropped.
-            return tf.cond(all_kept, lambda: old, lambda: tf.gather(old, kept_slots))
+            # across a row's slots, so only the rows that left are dropped (and, after the
+            # first step, each row's entry is repeated for its K hypotheses).
+            first_slots = tf.repeat(kept * width, K)  # (m * K,)
+            if width == K:
+                return tf.cond(all_kept, lambda: old, lambda: tf.gather(old, first_slots))
+            return tf.gather(old, first_slots)
 
         new_state = tf.nest.map_structure(reorder, state, new_state)
-        next_ids = tf.gather(tf.reshape(next_tokens, [-1]), kept_slots)  # (m * K,)
+        next_ids = tf.reshape(tf.gather(next_tokens, kept), [-1])  # (m * K,)
         return (tf.gather(rows, kept), next_ids, new_state, alive, pool, done, last_steps,
                 record)
 
-    state = tf.nest.map_structure(lambda t: tf.repeat(t, K, axis=0), initial_state)
-    tokens = tf.repeat(start_ids, K)
-    # Only slot 0 is live at first, so the first step expands one hypothesis, not K copies.
+    # Only slot 0 is live at first: the first step computes one hypothesis a row and expands it.
     alive = tf.tile(tf.concat([[0.0], tf.fill([K - 1], -math.inf)], 0)[None, :], [batch, 1])
     pool = {"scores": tf.fill([batch, N], neg_inf), "steps": tf.zeros([batch, N], tf.int32),
             "parents": tf.zeros([batch, N], tf.int32), "log_probs": tf.zeros([batch, N])}
     done = tf.zeros([batch], tf.bool)
     last_steps = tf.zeros([batch], tf.int32)
     rows, tokens, state, alive, pool, done, last_steps, record = advance(
-        0, tf.range(batch), tokens, state, alive, pool, done, last_steps)
+        0, tf.range(batch), start_ids, initial_state, alive, pool, done, last_steps, width=1)
     histories = write_arrays(new_arrays(record), 0, record)
 
     def condition(step, rows, tokens, state, alive, pool, done, last_steps, histories):

@@ -102,7 +102,8 @@ def run_strategy(step_fn: StepFunction, state: State, start_ids, config: Decodin
         return beam_search(step_fn, state, start_ids, beam_width=config.beam_width,
                            num_return=config.n_best_size, alpha=config.length_penalty,
                            max_steps=max_steps, eos_id=eos_id, deadline=deadline,
-                           banned_ids=banned_ids, max_lengths=max_lengths)
+                           banned_ids=banned_ids, max_lengths=max_lengths,
+                           stopping=config.beam_stopping)
     return sample_search(
         step_fn, state, start_ids, max_steps=max_steps, seed=config.seed,
         example_ids=example_ids, temperature=config.temperature, top_k=config.top_k,
@@ -173,7 +174,8 @@ def _compiled_search(model, config: DecodingConfig, eos_id: int, attention: bool
     decoder_only = _is_decoder_only(model)
     key = (config.strategy, config.beam_width if config.strategy == "beam" else 0,
            config.n_best_size, config.strategy == "sample" and config.top_k > 0,
-           config.strategy == "sample" and config.top_p < 1.0, eos_id, decoder_only, attention)
+           config.strategy == "sample" and config.top_p < 1.0, eos_id, decoder_only, attention,
+           config.beam_stopping if config.strategy == "beam" else "")
     try:
         per_model = _COMPILED.setdefault(model, {})
     except TypeError:  # not weak-referenceable: no cache
@@ -218,7 +220,8 @@ def _compiled_search(model, config: DecodingConfig, eos_id: int, attention: bool
         if strategy == "beam":
             return beam_search(step_fn, state, start_ids, beam_width=beam_width,
                                num_return=n_best, alpha=alpha, max_steps=max_steps,
-                               eos_id=eos_id, deadline=deadline, max_lengths=max_lengths)
+                               eos_id=eos_id, deadline=deadline, max_lengths=max_lengths,
+                               stopping=key[-1])
         return sample_search(step_fn, state, start_ids, max_steps=max_steps, seed=seed,
                              example_ids=example_ids, temperature=temperature, top_k=top_k,
                              top_p=top_p, use_top_k=use_top_k, use_top_p=use_top_p,
