@@ -143,7 +143,11 @@ def test_csv_export_neutralises_formulas_and_keeps_numbers() -> None:
 
 def test_decoding_summary() -> None:
     assert leaderboard.decoding_summary({"strategy": "greedy"}) == "greedy"
-    beam = {"strategy": "beam", "beam_width": 5, "length_penalty": 1.0}
+    beam = {"strategy": "beam", "beam_width": 5, "length_penalty": 1.0, "beam_stopping": "current_length"}
     assert leaderboard.decoding_summary(beam) == "beam 5 (α 1.0)"
+    exhaustive = "beam 5 (α 1.0, exhaustive)"
+    assert leaderboard.decoding_summary({**beam, "beam_stopping": "max_length"}) == exhaustive
+    # Saved before the setting existed: decoded with the exhaustive rule.
+    assert leaderboard.decoding_summary({k: v for k, v in beam.items() if k != "beam_stopping"}) == exhaustive
     assert leaderboard.decoding_summary({"strategy": "sample", "temperature": 0.7, "top_k": 0, "top_p": 0.9,
                                          "seed": 3}).startswith("sample T 0.7")

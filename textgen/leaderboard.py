@@ -36,10 +36,14 @@ def _decoding_key(decoding: Mapping[str, Any]) -> str:
 
 
 def decoding_summary(decoding: Mapping[str, Any]) -> str:
-    """A short description of decoding settings: "greedy", "beam 4 (α 0.6)", "sample T 1.0 …"."""
+    """A short description of decoding settings: "greedy", "beam 4 (α 0.6)", "sample T 1.0 …".
+    Beam search stopped by the exhaustive rule says so: "beam 4 (α 0.6, exhaustive)" (settings
+    saved before `beam_stopping` existed were decoded that way)."""
     strategy = decoding.get("strategy", "greedy")
     if strategy == "beam":
-        return f"beam {decoding.get('beam_width', '?')} (α {decoding.get('length_penalty', '?')})"
+        exhaustive = decoding.get("beam_stopping", "max_length") == "max_length"
+        return (f"beam {decoding.get('beam_width', '?')} (α {decoding.get('length_penalty', '?')}"
+                f"{', exhaustive' if exhaustive else ''})")
     if strategy == "sample":
         return (f"sample T {decoding.get('temperature', '?')} top-k {decoding.get('top_k', '?')} "
                 f"top-p {decoding.get('top_p', '?')} seed {decoding.get('seed', '?')}")
