@@ -125,7 +125,6 @@ def _choose_decoding() -> DecodingConfig:
                           seed=int(seed))
 
 
-
 def _select_row() -> None:
     """A click on a table row picks that example in the example view."""
     state = st.session_state.get("cmp-table")

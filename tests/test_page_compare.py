@@ -144,3 +144,16 @@ def test_typed_inputs_are_shown_only_as_text(runs: dict[str, str]) -> None:
     table = _examples(app)
     delta = next(c for c in table.columns if c.startswith("Δ"))
     assert table[delta].isna().tolist() == [True, False]
+
+
+def test_the_beam_stopping_rule_is_offered_for_beam_search_only(runs: dict[str, str]) -> None:
+    app = _page(runs=f"{runs['bahdanau']},{runs['transformer']}")
+    app.radio(key="cmp-inputs").set_value("typed").run()
+    app.text_area(key="cmp-typed").input("3 September 1987").run()
+    assert app.selectbox(key="cmp-beam-stopping").disabled  # greedy by default
+    app.selectbox(key="cmp-strategy").set_value("beam").run()
+    stopping = app.selectbox(key="cmp-beam-stopping")
+    assert not stopping.disabled and stopping.value == "current_length"
+    stopping.set_value("max_length").run()
+    assert not app.exception
+    assert list(_examples(app)["source"]) == ["3 September 1987"]
