@@ -53,6 +53,17 @@ def test_generate_beam_returns_an_n_best_list(trained) -> None:
     assert len(scores) == 3 and out["n_best"][0]["output"] == out["output"]
 
 
+def test_generate_takes_the_beam_stopping_rule_and_names_the_choices_when_it_is_wrong(trained) -> None:
+    home, (attention_run, _), _ = trained
+    args = ["generate", attention_run, "--input", "x y z", "--strategy", "beam", "--json"]
+    result = run_cli(*args, "--set", "beam_stopping=max_length", home=home)
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout.decode().strip().splitlines()[-1])["n_best"]) == 4
+    wrong = run_cli(*args, "--set", "beam_stopping=never", home=home)
+    assert wrong.returncode != 0 and b"Traceback" not in wrong.stderr
+    assert b"beam_stopping" in wrong.stderr and b"current_length" in wrong.stderr
+
+
 def test_evaluate_json_has_every_metric_with_an_interval_and_the_signature(trained, tmp_path: Path) -> None:
     home, (attention_run, _), _ = trained
     result = run_cli("evaluate", attention_run, "--json", home=home)

@@ -632,7 +632,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--seed", type=int, help="sampling seed")
         sub.add_argument("--max-length", dest="max_length", type=int, help="cap on generated tokens")
         sub.add_argument("--set", action="append", metavar="KEY=VALUE",
-                         help="other decoding settings (length_penalty, num_return, time_limit_seconds, batch_size)")
+                         help="other decoding settings (length_penalty, num_return, beam_stopping=current_length|max_length, "
+                              "time_limit_seconds, batch_size)")
         sub.add_argument("--checkpoint", default="best", choices=["best", "last"])
         sub.add_argument("--json", action="store_true")
 
