@@ -176,7 +176,8 @@ def run_examples(
     with their own validation and test files). `loaded`: the corpus `corpus_id` already read
     back, so it is not parsed again.
     """
-    loaded = loaded or load_registered(store, corpus_id)
+    if loaded is None:
+        loaded = load_registered(store, corpus_id)
     examples = loaded.corpus.examples
     parts = {name: [examples[i] for i in getattr(loaded.split, name)] for name in ("train", "valid", "test")}
     for name, external in (("valid", valid_corpus_id), ("test", test_corpus_id)):

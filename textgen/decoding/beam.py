@@ -139,6 +139,7 @@ def beam_search(
         kept = tf.cast(tf.where(tf.logical_not(now_done))[:, 0], tf.int32)  # (m,) of range(n)
         flat_parents = tf.reshape(tf.gather(parents, kept) + kept[:, None] * width, [-1])  # (m * K,)
         all_kept = tf.equal(tf.size(kept), n)
+        first_slots = tf.repeat(kept * width, K)  # (m * K,): each kept row's first slot, K times
 
         def reorder(old, new):
             if new is not old:
@@ -146,7 +147,6 @@ def beam_search(
             # Passed through unchanged (per-source constants such as the encoder memory): equal
             # across a row's slots, so only the rows that left are dropped (and, after the
             # first step, each row's entry is repeated for its K hypotheses).
-            first_slots = tf.repeat(kept * width, K)  # (m * K,)
             if width == K:
                 return tf.cond(all_kept, lambda: old, lambda: tf.gather(old, first_slots))
             return tf.gather(old, first_slots)

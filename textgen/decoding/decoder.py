@@ -183,6 +183,7 @@ def _compiled_search(model, config: DecodingConfig, eos_id: int, attention: bool
     if key in per_model:
         return per_model[key]
     strategy, beam_width, n_best, use_top_k, use_top_p = key[:5]
+    beam_stopping = key[-1]
 
     def step_fn(token_ids, state):
         logits, new_state, step_attention = model.decode_step(token_ids, state)
@@ -221,7 +222,7 @@ def _compiled_search(model, config: DecodingConfig, eos_id: int, attention: bool
             return beam_search(step_fn, state, start_ids, beam_width=beam_width,
                                num_return=n_best, alpha=alpha, max_steps=max_steps,
                                eos_id=eos_id, deadline=deadline, max_lengths=max_lengths,
-                               stopping=key[-1])
+                               stopping=beam_stopping)
         return sample_search(step_fn, state, start_ids, max_steps=max_steps, seed=seed,
                              example_ids=example_ids, temperature=temperature, top_k=top_k,
                              top_p=top_p, use_top_k=use_top_k, use_top_p=use_top_p,
