@@ -22,6 +22,7 @@ from pages.ui import forms
 from textgen import corpora, estimates, jobs, training
 from textgen.config import (
     EARLY_STOPPING_METRICS,
+    MATMUL_PRECISIONS,
     OPTIMIZERS,
     SCHEDULES,
     STRATEGIES,
@@ -49,7 +50,7 @@ SEQ2SEQ_KINDS = tuple(kind for kind in MODEL_KINDS if kind not in DECODER_ONLY_K
 CHOICES: dict[str, tuple[str, ...]] = {
     "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "early_stopping_metric": EARLY_STOPPING_METRICS,
     "strategy": STRATEGIES, "rnn_cell": RNN_CELLS, "luong_score": LUONG_SCORES,
-    "positional": POSITIONAL_ENCODINGS, "tokenizer": TOKENIZER_KINDS,
+    "positional": POSITIONAL_ENCODINGS, "tokenizer": TOKENIZER_KINDS, "matmul_precision": MATMUL_PRECISIONS,
 }
 # Set by the tokenizers, never by hand.
 DERIVED_MODEL_FIELDS = ("kind", "source_vocab_size", "target_vocab_size")

@@ -603,3 +603,69 @@ def test_a_batch_computed_in_parts_gives_the_same_logits_and_gradients(variant) 
                 np.testing.assert_allclose(tf.convert_to_tensor(got).numpy(), tf.convert_to_tensor(expected).numpy(),
                                            atol=1e-5)
         logits_and_gradients = tf.function(logits_and_gradients.python_function)
+
+
+def test_a_bfloat16_projection_multiplies_rounded_operands_and_a_decoding_step_stays_float32() -> None:
+    """matmul_precision="bfloat16": over several positions a projection's result is the product
+    of the bfloat16-rounded input and kernel (rounded to bfloat16), not the float32 product; one
+    position (a decoding step) is multiplied in float32 exactly as before."""
+    from textgen.models.layers import Dense
+
+    rng = np.random.default_rng(3)
+    layer = Dense(24, use_bias=False)
+    layer.build((None, 40))
+    layer.kernel.assign(rng.normal(size=(40, 24)).astype("float32"))
+    x = tf.constant(rng.normal(size=(5, 3, 40)).astype("float32"))
+    full = layer(x).numpy()
+    one_position = layer(x[:, :1]).numpy()
+    layer.matmul_precision = "bfloat16"
+
+    def rounded(t):
+        return tf.cast(tf.cast(t, tf.bfloat16), tf.float64).numpy()
+
+    expected = rounded(np.einsum("bli,io->blo", rounded(x), rounded(layer.kernel)))
+    got = layer(x).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-2, atol=1e-2)
+    assert np.abs(got - full).max() > 1e-3  # really rounded: float32 differs
+    np.testing.assert_allclose(got, full, rtol=0.05, atol=0.1)
+    np.testing.assert_array_equal(layer(x[:, :1]).numpy(), one_position)
+
+
+@pytest.mark.parametrize("variant", ["transformer", "transformer-postnorm-learned-tied-2l", "bahdanau",
+                                     "lstm-lm-tied-2l"])
+def test_bfloat16_matmuls_give_close_logits_and_gradients_and_switch_back_exactly(variant) -> None:
+    """set_matmul_precision("bfloat16") changes the teacher-forced pass a little (logits and
+    gradients close to float32's, not equal), leaves decoding exactly float32, and switching
+    back gives float32's logits bit for bit."""
+    keras.utils.set_random_seed(5)
+    config = tiny_config(variant)
+    model = build_model(config)
+    inputs = {name: tf.constant(value) for name, value in sample_batch(config).items()}
+    labels = tf.concat([inputs["target_input_ids"][:, 1:], tf.fill([3, 1], EOS)], axis=1)
+
+    def logits_and_gradients():
+        with tf.GradientTape() as tape:
+            logits = model(inputs, training=True)
+            loss = masked_cross_entropy(labels, logits)
+        return logits.numpy(), [tf.convert_to_tensor(g).numpy() for g in tape.gradient(loss, model.trainable_variables)]
+
+    def first_two_decoding_steps():
+        state = model.encode(inputs["source_ids"])
+        first, state, _ = model.decode_step(inputs["target_input_ids"][:, 0], state)
+        second, _, _ = model.decode_step(inputs["target_input_ids"][:, 1], state)
+        return np.concatenate([first.numpy(), second.numpy()])
+
+    logits, gradients = logits_and_gradients()
+    steps = first_two_decoding_steps()
+    model.set_matmul_precision("bfloat16")
+    bf_logits, bf_gradients = logits_and_gradients()
+    np.testing.assert_array_equal(first_two_decoding_steps(), steps)  # decoding stays float32
+    assert not np.array_equal(bf_logits, logits)
+    np.testing.assert_allclose(bf_logits, logits, atol=0.05)
+    for got, expected in zip(bf_gradients, gradients):
+        np.testing.assert_allclose(got, expected, atol=0.02 + 0.05 * np.abs(expected).max())
+    model.set_matmul_precision("float32")
+    again, _ = logits_and_gradients()
+    np.testing.assert_array_equal(again, logits)
+    with pytest.raises(ConfigError, match="matmul_precision must be one of float32, bfloat16; got 'float16'"):
+        model.set_matmul_precision("float16")

@@ -59,8 +59,11 @@ def test_empty_store_shows_the_plan_of_the_default_form(home: Path) -> None:
 
 
 def test_link_prefills_the_form(home: Path) -> None:
-    app = open_page(model="transformer", preset="small", batch_size="32", learning_rate="3e-4", tokenizer="char")
+    app = open_page(model="transformer", preset="small", batch_size="32", learning_rate="3e-4", tokenizer="char",
+                    matmul_precision="bfloat16")
     assert app.selectbox(key="train-kind-pairs").value == "transformer"
+    assert app.selectbox(key="train-train-matmul_precision").options == ["float32", "bfloat16"]
+    assert app.selectbox(key="train-train-matmul_precision").value == "bfloat16"
     assert app.selectbox(key="train-preset").value == "small"
     assert app.number_input(key="train-model-transformer-small-model_dim").value == 128  # from the preset
     assert app.number_input(key="train-train-batch_size").value == 32

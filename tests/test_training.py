@@ -110,6 +110,7 @@ def test_validation_batches_are_raised_for_small_training_batches_within_a_logit
         ({"learning_rate": "fast"}, "learning_rate must be a number"),
         ({"tokenizer": "sentencepiece"}, "kind must be one of"),
         ({"jit_compile": "true"}, "jit_compile is available for transformer, transformer-lm only"),
+        ({"matmul_precision": "float16"}, "matmul_precision must be one of float32, bfloat16"),
     ],
 )
 def test_bad_hyperparameters_are_refused_before_a_run_exists(
@@ -118,6 +119,33 @@ def test_bad_hyperparameters_are_refused_before_a_run_exists(
     with pytest.raises(ConfigError, match=message):
         training.plan_run(store, reverse_corpus, "gru", preset="tiny", settings=settings)
     assert store.list_runs() == []
+
+
+def test_a_run_with_bfloat16_matmuls_trains_differently_from_float32_and_saves_the_setting(
+        store: RunStore, reverse_corpus: str) -> None:
+    """The setting reaches the model: the same seed gives other (close) losses, and the run keeps
+    its setting; the checkpoint loads and decodes like any other."""
+    runs = {precision: _train(store, reverse_corpus, "transformer", matmul_precision=precision,
+                              log_every_seconds="0", eval_bleu_examples="0", num_probe_samples="2")
+            for precision in ("float32", "bfloat16")}
+    losses = {}
+    for precision, run in runs.items():
+        assert run.status == "finished", run.error
+        rows = sorted((m for m in store.get_metrics([run.id], names=["loss"]) if m.split == "valid"),
+                      key=lambda m: m.step)
+        losses[precision] = rows[-1].value
+        saved = json.loads((store.run_dir(run.id) / "run.json").read_text())
+        assert saved["train"]["matmul_precision"] == precision
+    assert losses["bfloat16"] != losses["float32"]
+    assert losses["bfloat16"] == pytest.approx(losses["float32"], rel=0.05)
+    # Decoding is float32 in the job too: the reloaded checkpoint decodes the probes as recorded.
+    from textgen.decoding import DecodingConfig, generate
+
+    trained = artifacts.load_trained(store.run_dir(runs["bfloat16"].id), "best")
+    probes = store.get_samples(runs["bfloat16"].id)
+    outputs = generate(trained.model, trained.source_tokenizer, trained.target_tokenizer,
+                       [p.source for p in probes], DecodingConfig(max_length=trained.config.model.max_target_length))
+    assert probes and [g.output for g in outputs] == [p.output for p in probes]
 
 
 def test_wrong_model_family_for_the_corpus_is_refused(store: RunStore, reverse_corpus: str) -> None:

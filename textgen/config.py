@@ -203,6 +203,9 @@ OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "inverse_sqrt", "cosine")
 EARLY_STOPPING_METRICS = ("valid_loss", "bleu")
 STRATEGIES = ("default", "mirrored", "multi-worker")
+# What the matrix products of a training step read: float32, or float32 rounded to bfloat16
+# (float32 accumulation and float32 everything else; see TrainConfig.matmul_precision).
+MATMUL_PRECISIONS = ("float32", "bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,6 +259,12 @@ class TrainConfig(ConfigMixin):
     log_every_seconds: float = 1.0
     # Compile the training step with XLA (measured per family; batches are bucketed to few shapes).
     jit_compile: bool = False
+    # float32, or bfloat16: in the training and validation passes the projections (every Dense
+    # layer and the output projection) multiply inputs and weights rounded to bfloat16 (float32
+    # accumulation, the result rounded to bfloat16); weights, optimizer, norms, softmax, attention
+    # scores and all decoding stay float32. Faster on CPUs with native bfloat16 (AVX512-BF16,
+    # AMX; bench/RESULTS.md); others emulate it. Checkpoints are the same either way.
+    matmul_precision: str = "float32"
     # Threads TensorFlow may use inside one op (0 = all cores). Keep a core free for the app.
     intra_op_threads: int = 0
     # Ops TensorFlow may run at once (0 = as many as intra_op_threads when that is set, up to 2;
@@ -293,6 +302,7 @@ class TrainConfig(ConfigMixin):
         check_range("num_probe_samples", self.num_probe_samples, 0, 100)
         check_range("keep_checkpoints", self.keep_checkpoints, 0, 1000)
         check_range("log_every_seconds", self.log_every_seconds, 0.0, 3600)
+        check_choice("matmul_precision", self.matmul_precision, MATMUL_PRECISIONS)
         check_range("intra_op_threads", self.intra_op_threads, 0, 1024)
         check_range("inter_op_threads", self.inter_op_threads, 0, 1024)
         check_range("batch_parts", self.batch_parts, 1, 64)

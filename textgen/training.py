@@ -468,6 +468,7 @@ def _train_run(store: RunStore, run_id: str, run_dir: Path, config: artifacts.Ru
             artifacts.restore_optimizer(optimizer, model.trainable_variables, last.path / artifacts.OPTIMIZER_FILE)
             optimizer.iterations.assign(initial_step)
         model.batch_parts = train.batch_parts
+        model.set_matmul_precision(train.matmul_precision)
         model.compile(
             optimizer=optimizer,
             loss=MaskedCrossEntropy(label_smoothing=train.label_smoothing),

@@ -61,6 +61,7 @@ State layout per family (all float32 unless noted)
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import keras
@@ -113,19 +114,53 @@ class Seq2SeqModel(keras.Model):
     `batch_parts` (a run-time setting, not saved; TrainConfig.batch_parts sets it for a job):
     `call` computes the batch in that many independent slices (`in_parts`), the same logits and
     gradients. With one thread per op, a small model's step is mostly a chain of ops that keeps
-    one core busy; independent slices keep every core busy."""
+    one core busy; independent slices keep every core busy.
+
+    `matmul_precision` (a run-time setting too; `set_matmul_precision`): what `call`'s
+    projections multiply in."""
 
     def __init__(self, config: ModelConfig, **kwargs: Any) -> None:
         super().__init__(name=kwargs.pop("name", config.kind.replace("-", "_")), **kwargs)
         self.config = config
         self.batch_parts = 1
+        self.matmul_precision = "float32"
+
+    def set_matmul_precision(self, precision: str) -> None:
+        """What the projections read in the teacher-forced pass (`call`: training and validation
+        loss): "float32" (the default) or "bfloat16" (see TrainConfig.matmul_precision, which sets
+        it for a job; not saved). Decoding (`encode`, `decode_step`) multiplies in float32 either
+        way, so a run's probes decode as its checkpoint does once loaded."""
+        from textgen.config import MATMUL_PRECISIONS, check_choice
+
+        check_choice("matmul_precision", precision, MATMUL_PRECISIONS)
+        self.matmul_precision = precision
+
+    @contextlib.contextmanager
+    def _projections_in(self, precision: str):
+        """The model's projections multiply at `precision` inside the block (while `call` is
+        traced or run eagerly), in float32 again after it."""
+        from textgen.models.layers import Dense, OutputProjection
+
+        if precision == "float32":
+            yield
+            return
+        projections = [layer for layer in self._flatten_layers(include_self=False, recursive=True)
+                       if isinstance(layer, (Dense, OutputProjection))]
+        for layer in projections:
+            layer.matmul_precision = precision
+        try:
+            yield
+        finally:
+            for layer in projections:
+                layer.matmul_precision = "float32"
 
     def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        if self.batch_parts > 1:
-            return in_parts(lambda part: self.call_with_attention(part, training=training)[0], inputs,
-                            self.batch_parts)
-        logits, _ = self.call_with_attention(inputs, training=training)
-        return logits
+        with self._projections_in(self.matmul_precision):
+            if self.batch_parts > 1:
+                return in_parts(lambda part: self.call_with_attention(part, training=training)[0], inputs,
+                                self.batch_parts)
+            logits, _ = self.call_with_attention(inputs, training=training)
+            return logits
 
     def call_with_attention(self, inputs: dict[str, tf.Tensor],
                             training: bool = False) -> tuple[tf.Tensor, Attention]:

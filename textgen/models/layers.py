@@ -33,6 +33,13 @@ def _is_one_position(x: tf.Tensor) -> bool:
     return x.shape.rank == 3 and x.shape[1] == 1
 
 
+def _bfloat16_product(product, *operands: tf.Tensor) -> tf.Tensor:
+    """product(*operands) on the operands rounded to bfloat16 (oneDNN accumulates in float32 and
+    rounds the result to bfloat16), cast back to float32. The gradient flows through the casts:
+    the upstream gradient is rounded to bfloat16 too, the weights' gradients come back float32."""
+    return tf.cast(product(*(tf.cast(x, tf.bfloat16) for x in operands)), tf.float32)
+
+
 def _one_position_matmul(x: tf.Tensor, matrix: tf.Tensor, transpose_b: bool = False) -> tf.Tensor:
     """x (batch, 1, in) @ matrix (in, out), or matrix (out, in) transposed -> (batch, 1, out), as
     one 2-D MatMul (see Dense for why)."""
@@ -54,7 +61,14 @@ class Dense(keras.layers.Dense):
     instead: with oneDNN (TensorFlow's default on x86) a small `Einsum` costs 30-50 µs of call
     overhead against 5-15 µs for the `MatMul` (measured at batch 1 and 32, d_model 128), while
     for training shapes the `Einsum` measured a little faster (bench/RESULTS.md).
+
+    `matmul_precision` (a run-time setting, not saved; the model sets it while its teacher-forced
+    `call` runs, see `Seq2SeqModel.set_matmul_precision`): "bfloat16" multiplies (..., length > 1,
+    in) inputs on bfloat16-rounded operands, the result rounded to bfloat16 and cast back to
+    float32 (see TrainConfig.matmul_precision). One position (a decoding step) is always float32.
     """
+
+    matmul_precision = "float32"
 
     def call(self, inputs, training=None):
         if inputs.shape.rank is None or inputs.shape.rank <= 2:
@@ -67,7 +81,11 @@ class Dense(keras.layers.Dense):
             # intermediate: 19 GB for the base Transformer's first step), while "bli,io->blo" is
             # differentiated as two matmuls.
             batch_axes = "abcdefgh"[: inputs.shape.rank - 1]
-            outputs = tf.einsum(f"{batch_axes}i,io->{batch_axes}o", inputs, self.kernel)  # (..., in) -> (..., units)
+            equation = f"{batch_axes}i,io->{batch_axes}o"  # (..., in) -> (..., units)
+            if self.matmul_precision == "bfloat16":
+                outputs = _bfloat16_product(lambda x, w: tf.einsum(equation, x, w), inputs, self.kernel)
+            else:
+                outputs = tf.einsum(equation, inputs, self.kernel)
         if self.use_bias:
             outputs = tf.nn.bias_add(outputs, self.bias)
         return self.activation(outputs) if self.activation is not None else outputs
@@ -124,7 +142,10 @@ class OutputProjection(keras.layers.Layer):
     Tied:    logits = (f P) Eᵀ + b                E: the target embedding matrix (vocab_size, embedding_dim)
              P: (input_dim, embedding_dim) only when the two widths differ (Press & Wolf 2017).
     With tied embeddings the caller passes E to `call` so the matrix has one owner.
+    `matmul_precision` as in `Dense` (the tied product over several positions follows it too).
     """
+
+    matmul_precision = "float32"
 
     def __init__(self, vocab_size: int, input_dim: int, tied_embedding_dim: int | None = None,
                  **kwargs) -> None:
@@ -155,7 +176,10 @@ class OutputProjection(keras.layers.Layer):
             features = self.down_projection(features)
         if _is_one_position(features):  # a decoding step (see Dense)
             return _one_position_matmul(features, embedding_matrix, transpose_b=True) + self.bias  # (batch, 1, vocab)
-        return tf.matmul(features, embedding_matrix, transpose_b=True) + self.bias
+        if self.matmul_precision == "bfloat16":
+            return _bfloat16_product(lambda f, e: tf.matmul(f, e, transpose_b=True), features,
+                                     embedding_matrix) + self.bias
+        return tf.matmul(features, embedding_matrix, transpose_b=True) + self.bias  # (batch, length, vocab)
 
 
 def sinusoidal_table(max_length: int, dim: int) -> np.ndarray:
