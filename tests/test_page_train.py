@@ -64,6 +64,10 @@ def test_link_prefills_the_form(home: Path) -> None:
     assert app.selectbox(key="train-kind-pairs").value == "transformer"
     assert app.selectbox(key="train-train-matmul_precision").options == ["float32", "bfloat16"]
     assert app.selectbox(key="train-train-matmul_precision").value == "bfloat16"
+    from textgen import hardware
+
+    hint = [c.value for c in app.caption if "multiplies bfloat16 in hardware" in c.value]
+    assert len(hint) == (1 if hardware.native_bfloat16() else 0)
     assert app.selectbox(key="train-preset").value == "small"
     assert app.number_input(key="train-model-transformer-small-model_dim").value == 128  # from the preset
     assert app.number_input(key="train-train-batch_size").value == 32
