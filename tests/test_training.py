@@ -235,12 +235,12 @@ def test_thread_settings_reach_tensorflow_or_say_why_not() -> None:
     code = """
 import tensorflow as tf
 from textgen.config import TrainConfig
-from textgen.training import configure_threads
-configure_threads(TrainConfig(intra_op_threads={}, inter_op_threads={}))
+from textgen.training import configure_threads, thread_layout
+configure_threads(thread_layout(TrainConfig(intra_op_threads={}, inter_op_threads={}), "gru", 2))
 print("threads", tf.config.threading.get_intra_op_parallelism_threads(),
       tf.config.threading.get_inter_op_parallelism_threads())
 tf.constant(1.0) + 1.0  # TensorFlow has run: settings can no longer change
-configure_threads(TrainConfig(intra_op_threads=2))
+configure_threads(thread_layout(TrainConfig(intra_op_threads=2), "gru", 2))
 print("still running")
 """
     for (intra, inter), expected in {(1, 2): ["1", "2"], (1, 0): ["1", "1"]}.items():
@@ -251,3 +251,34 @@ print("still running")
         assert next(line for line in lines if line.startswith("threads")).split()[1:] == expected
         assert any("intra_op_threads=2 and inter_op_threads=2 were not applied" in line for line in lines), lines
         assert lines[-1] == "still running"
+
+
+@pytest.mark.parametrize("kind, cores, settings, expected", [
+    ("transformer", 2, {}, (1, 2, 2)),  # the sliced layout
+    ("transformer-lm", 2, {}, (1, 2, 2)),
+    ("transformer", 1, {}, (1, 1, 1)),
+    ("transformer", 8, {}, (0, 0, 1)),  # more cores than measured: TensorFlow's defaults
+    ("gru", 2, {}, (0, 0, 1)),  # recurrent families measured no faster sliced
+    ("bahdanau", 2, {"intra_op_threads": 1}, (1, 1, 1)),
+    ("transformer", 2, {"intra_op_threads": 2}, (2, 2, 1)),  # many threads per op: not sliced
+    ("transformer", 2, {"batch_parts": 3}, (1, 2, 3)),  # what is set stays as set
+    ("transformer", 2, {"inter_op_threads": 1}, (1, 1, 2)),
+    ("lstm", 4, {"intra_op_threads": 4, "inter_op_threads": 1, "batch_parts": 2}, (4, 1, 2)),
+])
+def test_the_thread_layout_fills_the_settings_left_at_zero_per_family_and_machine(kind, cores, settings,
+                                                                                   expected) -> None:
+    from textgen.config import TrainConfig
+
+    layout = training.thread_layout(TrainConfig(**settings), kind, cores)
+    assert (layout.intra_op_threads, layout.inter_op_threads, layout.batch_parts) == expected
+
+
+def test_a_job_says_the_thread_layout_it_runs_with(store: RunStore, reverse_corpus: str,
+                                                                   capsys) -> None:
+    from textgen.config import TrainConfig
+
+    run = _train(store, reverse_corpus, "transformer", batch_parts="3", eval_bleu_examples="0")
+    assert run.status == "finished", run.error
+    expected = training.thread_layout(TrainConfig(batch_parts=3), "transformer", training.available_cores())
+    assert expected.batch_parts == 3
+    assert expected.summary() in capsys.readouterr().out.splitlines()

@@ -265,16 +265,20 @@ class TrainConfig(ConfigMixin):
     # scores and all decoding stay float32. Faster on CPUs with native bfloat16 (AVX512-BF16,
     # AMX; bench/RESULTS.md); others emulate it. Checkpoints are the same either way.
     matmul_precision: str = "float32"
-    # Threads TensorFlow may use inside one op (0 = all cores). Keep a core free for the app.
+    # Threads TensorFlow may use inside one op. 0 = chosen per family and machine
+    # (`training.thread_layout`): 1 for the Transformer families on up to 2 cores, where one
+    # thread per op with ops and batch slices side by side measured about 10% faster; otherwise
+    # TensorFlow's default (all cores). Keep a core free for the app by setting fewer.
     intra_op_threads: int = 0
-    # Ops TensorFlow may run at once (0 = as many as intra_op_threads when that is set, up to 2;
-    # otherwise all cores). Small models train faster with intra_op_threads=1 and this at the
-    # number of cores: each op on one core, independent ops side by side (bench/RESULTS.md).
+    # Ops TensorFlow may run at once. 0 = the core count where intra_op_threads resolves to the
+    # sliced layout above; as many as intra_op_threads when that is set, up to 2; otherwise
+    # TensorFlow's default (all cores).
     inter_op_threads: int = 0
     # Compute each batch as this many independent slices side by side (the same results): with
-    # intra_op_threads=1 and inter_op_threads at the core count, every core stays busy on a
-    # small model (bench/RESULTS.md). 1 = the whole batch at once.
-    batch_parts: int = 1
+    # one thread per op and inter_op_threads at the core count, every core stays busy on a small
+    # model (bench/RESULTS.md). 0 = the core count in the sliced layout above, otherwise 1 (the
+    # whole batch at once). The recurrent families measured no faster sliced.
+    batch_parts: int = 0
     # default (one device), mirrored (all local GPUs/devices), or multi-worker (TF_CONFIG cluster).
     strategy: str = "default"
     # Seed for weight initialisation, shuffling and dropout.
@@ -305,7 +309,7 @@ class TrainConfig(ConfigMixin):
         check_choice("matmul_precision", self.matmul_precision, MATMUL_PRECISIONS)
         check_range("intra_op_threads", self.intra_op_threads, 0, 1024)
         check_range("inter_op_threads", self.inter_op_threads, 0, 1024)
-        check_range("batch_parts", self.batch_parts, 1, 64)
+        check_range("batch_parts", self.batch_parts, 0, 64)
         check_choice("strategy", self.strategy, STRATEGIES)
         check_range("seed", self.seed, 0, 2**31 - 1)
 
