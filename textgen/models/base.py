@@ -111,7 +111,8 @@ def in_parts(function: Any, inputs: dict[str, tf.Tensor], parts: int) -> tf.Tens
 class Seq2SeqModel(keras.Model):
     """Base class of every family: stores the config and defines the step interface.
 
-    `batch_parts` (a run-time setting, not saved; TrainConfig.batch_parts sets it for a job):
+    `batch_parts` (a run-time setting, not saved; a job sets it from its thread layout,
+    `training.thread_layout`):
     `call` computes the batch in that many independent slices (`in_parts`), the same logits and
     gradients. With one thread per op, a small model's step is mostly a chain of ops that keeps
     one core busy; independent slices keep every core busy.
