@@ -34,7 +34,7 @@ def main() -> None:
     if args.quick:
         sources = sources[:200]
 
-    from textgen import artifacts, jobs, training
+    from textgen import artifacts, training
     from textgen.decoding import DecodingConfig, generate
     from textgen.store import RunStore
 
@@ -73,7 +73,9 @@ def main() -> None:
             "tokenizer": "bpe", "vocab_size": "8000", "minutes": "0.5" if args.quick else "2", "epochs": "100", "eval_every_steps": "100000",
             "eval_bleu_examples": "0", "num_probe_samples": "0", "max_target_length": "64"},
             valid=str(files["valid"]), label="beam benchmark model")
-        run = jobs.run_job(store, jobs.submit(store, plan, background=False).id)
+        run = common.train_in_job_process(store, plan, 900)
+        if run.status != "finished":
+            raise SystemExit(f"the beam benchmark's model run ended {run.status}: {run.error}")
         measure(home, run.id)
 
 

@@ -39,7 +39,7 @@ def main() -> None:
     corpora_dir = common.corpora_dir(args.corpora)
     minutes = 2.0 if args.quick else args.minutes
 
-    from textgen import evaluation, jobs, training
+    from textgen import evaluation, training
     from textgen.decoding import DecodingConfig
     from textgen.store import RunStore
 
@@ -55,7 +55,7 @@ def main() -> None:
             common.info(f"{args.preset} transformer: {plan.parameter_count:,} parameters, "
                         f"{plan.steps_per_epoch} steps per epoch; budget {minutes:g} min")
             started = time.time()
-            run = jobs.run_job(store, jobs.submit(store, plan, background=False).id)
+            run = common.train_in_job_process(store, plan, minutes * 60 + 1800)
             common.info(f"run {run.id} {run.status} after {time.time() - started:.0f} s")
             rows = store.get_metrics([run.id], names=["loss", "bleu"])
             curve: dict[int, dict[str, float]] = {}

@@ -39,16 +39,6 @@ COMMON = {"tokenizer": "word", "vocab_size": "8000", "batch_size": "64", "max_so
           "eval_every_steps": "100000", "epochs": "50", "keep_checkpoints": "0"}
 
 
-def run_ours(store, plan, minutes: float):
-    """Our run as the Train page starts it: a job in its own process, which applies the run's
-    thread layout (training.thread_layout) without touching this process's, where the
-    reference then runs with TensorFlow's defaults."""
-    from textgen import jobs
-
-    run = jobs.submit(store, plan, background=True)
-    return jobs.wait_until_inactive(store, run.id, timeout=minutes * 60 + 600)
-
-
 def ours_tokens_per_second(store, run_id: str, tokens_per_step: float, warmup_seconds: float) -> tuple[float, int]:
     rows = sorted((m for m in store.get_metrics([run_id], names=["loss"]) if m.split == "train"),
                   key=lambda m: m.step)
@@ -129,7 +119,7 @@ def main() -> None:
                                         plan.source_tokenizer, plan.target_tokenizer,
                                         max_source_length=64, max_target_length=64)
             real_tokens = sum(len(t) + 1 for t in encoded.target_ids)
-            run = run_ours(store, plan, ours_minutes)
+            run = common.train_in_job_process(store, plan, ours_minutes * 60 + 600)
             if run.status != "finished":
                 raise SystemExit(f"our {kind} run ended {run.status}: {run.error}")
             ours, steps = ours_tokens_per_second(store, run.id, real_tokens / plan.steps_per_epoch,
@@ -148,7 +138,7 @@ def main() -> None:
                 settings["matmul_precision"] = "bfloat16"
                 plan = training.plan_run(store, str(files["train"]), kind, preset="small", settings=settings,
                                          label=f"throughput {kind} bfloat16", valid=str(files["valid"]))
-                run = run_ours(store, plan, ours_minutes)
+                run = common.train_in_job_process(store, plan, ours_minutes * 60 + 600)
                 if run.status != "finished":
                     raise SystemExit(f"our {kind} bfloat16 run ended {run.status}: {run.error}")
                 fast, steps = ours_tokens_per_second(store, run.id, real_tokens / plan.steps_per_epoch, 20)
