@@ -268,7 +268,8 @@ class TrainConfig(ConfigMixin):
     # Threads TensorFlow may use inside one op. 0 = chosen per family and machine
     # (`training.thread_layout`): 1 for the Transformer families on up to 2 cores, where one
     # thread per op with ops and batch slices side by side measured about 10% faster; otherwise
-    # TensorFlow's default (all cores). Keep a core free for the app by setting fewer.
+    # TensorFlow's default (all cores). To keep a core free for the app, set this and
+    # inter_op_threads to 1.
     intra_op_threads: int = 0
     # Ops TensorFlow may run at once. 0 = the core count where intra_op_threads resolves to the
     # sliced layout above; as many as intra_op_threads when that is set, up to 2; otherwise
