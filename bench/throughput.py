@@ -108,22 +108,27 @@ def main() -> None:
     from textgen import corpora, data, training
     from textgen.store import RunStore
 
+    warmup_seconds = 10 if args.quick else 20
     with common.scratch_home() as home, RunStore(home) as store:
         files = common.multi30k_files(corpora_dir, home)
+
+        def train_ours(kind: str, settings: dict[str, str], label: str):
+            plan = training.plan_run(store, str(files["train"]), kind, preset="small", settings=settings,
+                                     label=label, valid=str(files["valid"]))
+            run = common.train_in_job_process(store, plan, ours_minutes * 60 + 600)
+            if run.status != "finished":
+                raise SystemExit(f"our run {label!r} ended {run.status}: {run.error}")
+            return plan, run
+
         for kind in kinds:
             settings = {**COMMON, **SETTINGS[kind], "minutes": str(ours_minutes)}
-            plan = training.plan_run(store, str(files["train"]), kind, preset="small", settings=settings,
-                                     label=f"throughput {kind}", valid=str(files["valid"]))
+            plan, run = train_ours(kind, settings, f"throughput {kind}")
             parts = corpora.run_examples(store, plan.config.corpus_id)
             encoded = data.encode_pairs([e.source for e in parts["train"]], [e.target for e in parts["train"]],
                                         plan.source_tokenizer, plan.target_tokenizer,
                                         max_source_length=64, max_target_length=64)
-            real_tokens = sum(len(t) + 1 for t in encoded.target_ids)
-            run = common.train_in_job_process(store, plan, ours_minutes * 60 + 600)
-            if run.status != "finished":
-                raise SystemExit(f"our {kind} run ended {run.status}: {run.error}")
-            ours, steps = ours_tokens_per_second(store, run.id, real_tokens / plan.steps_per_epoch,
-                                                 warmup_seconds=10 if args.quick else 20)
+            tokens_per_step = sum(len(t) + 1 for t in encoded.target_ids) / plan.steps_per_epoch
+            ours, steps = ours_tokens_per_second(store, run.id, tokens_per_step, warmup_seconds)
             common.info(f"{kind} ours: {ours:.0f} target tok/s over {steps} steady steps "
                         f"({plan.parameter_count:,} parameters)")
             reference = reference_tokens_per_second(
@@ -135,18 +140,12 @@ def main() -> None:
             common.report(f"train_tokens_per_s_{kind}_ratio", ratio, "x", ">=3", ratio >= 3,
                           f"reference {reference:.0f} tok/s")
             if kind == "transformer" and not args.quick:
-                settings["matmul_precision"] = "bfloat16"
-                plan = training.plan_run(store, str(files["train"]), kind, preset="small", settings=settings,
-                                         label=f"throughput {kind} bfloat16", valid=str(files["valid"]))
-                run = common.train_in_job_process(store, plan, ours_minutes * 60 + 600)
-                if run.status != "finished":
-                    raise SystemExit(f"our {kind} bfloat16 run ended {run.status}: {run.error}")
-                fast, steps = ours_tokens_per_second(store, run.id, real_tokens / plan.steps_per_epoch, 20)
+                _, run = train_ours(kind, {**settings, "matmul_precision": "bfloat16"}, f"throughput {kind} bfloat16")
+                fast, steps = ours_tokens_per_second(store, run.id, tokens_per_step, warmup_seconds)
                 common.info(f"{kind} ours with bfloat16 matmuls: {fast:.0f} target tok/s over {steps} steady steps")
                 common.report(f"train_tokens_per_s_{kind}_bfloat16", fast, "tok/s", "record", None)
                 common.report(f"train_tokens_per_s_{kind}_bfloat16_ratio", fast / reference, "x", "record", None,
                               f"against the float32 reference, {fast / ours:.2f}x our float32")
-
 
 if __name__ == "__main__":
     main()

@@ -67,7 +67,9 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from textgen.config import MATMUL_PRECISIONS, check_choice
 from textgen.models.config import ModelConfig
+from textgen.models.layers import Dense, OutputProjection
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
@@ -131,8 +133,6 @@ class Seq2SeqModel(keras.Model):
         loss): "float32" (the default) or "bfloat16" (see TrainConfig.matmul_precision, which sets
         it for a job; not saved). Decoding (`encode`, `decode_step`) multiplies in float32 either
         way, so a run's probes decode as its checkpoint does once loaded."""
-        from textgen.config import MATMUL_PRECISIONS, check_choice
-
         check_choice("matmul_precision", precision, MATMUL_PRECISIONS)
         self.matmul_precision = precision
 
@@ -140,8 +140,6 @@ class Seq2SeqModel(keras.Model):
     def _projections_in(self, precision: str):
         """The model's projections multiply at `precision` inside the block (while `call` is
         traced or run eagerly), in float32 again after it."""
-        from textgen.models.layers import Dense, OutputProjection
-
         if precision == "float32":
             yield
             return
