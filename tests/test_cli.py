@@ -119,3 +119,22 @@ def test_add_registers_once_and_lists(home: Path) -> None:
 def test_runs_on_an_empty_store(home: Path) -> None:
     result = run_cli("runs", "--json", home=home)
     assert result.returncode == 0 and json.loads(result.stdout) == []
+
+
+def test_train_plan_says_what_bfloat16_does_on_this_cpu_and_starts_nothing(home: Path) -> None:
+    from textgen import hardware
+    from textgen.store import RunStore
+
+    result = run_cli("train", "--corpus", "sample:reverse", "--model", "gru", "--preset", "tiny", "--plan",
+                     "--set", "matmul_precision=bfloat16", home=home)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.decode()
+    assert "parameters" in out and "steps per epoch" in out
+    assert f"matmul_precision: bfloat16. {hardware.bfloat16_note()}" in out
+    assert ("faster than float32" if hardware.native_bfloat16() else "emulated") in out
+    as_json = json.loads(run_cli("train", "--corpus", "sample:reverse", "--model", "gru", "--preset", "tiny",
+                                 "--plan", "--json", home=home).stdout)
+    assert as_json["matmul_precision"] == "float32" and as_json["parameters"] > 0
+    assert as_json["matmul_precision_note"] == hardware.bfloat16_note()
+    with RunStore(home) as store:
+        assert store.list_runs() == []

@@ -28,3 +28,12 @@ def test_a_missing_or_unreadable_cpuinfo_means_no_flags(tmp_path: Path) -> None:
     assert hardware.native_bfloat16(tmp_path / "absent") is None
     (tmp_path / "garbage").write_bytes(b"\xff\xfe not a cpuinfo")
     assert hardware.native_bfloat16(tmp_path / "garbage") is None
+
+
+def test_the_bfloat16_note_says_faster_where_native_and_emulated_and_slower_where_not() -> None:
+    native = hardware.bfloat16_note("avx512_bf16")
+    assert "in hardware (avx512_bf16)" in native and "faster than float32" in native
+    emulated = hardware.bfloat16_note("")
+    assert "no native bfloat16 (no avx512_bf16 or amx_bf16 flag)" in emulated
+    assert "emulated" in emulated and "slower than float32" in emulated and "float32 accumulation" in emulated
+    assert hardware.bfloat16_note() == hardware.bfloat16_note(hardware.native_bfloat16() or "")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -18,6 +19,7 @@ from textgen.models import (MODEL_KINDS, PRESET_NAMES, ModelConfig, build_model,
 from textgen.models.losses import (MaskedCrossEntropy, MaskedPerplexity, MaskedTokenAccuracy,
                                    masked_cross_entropy)
 
+ROOT = Path(__file__).resolve().parent.parent
 BOS, EOS = 2, 3
 TINY = dict(source_vocab_size=23, target_vocab_size=29, embedding_dim=16, hidden_units=24,
             num_layers=1, dropout=0.0, num_heads=2, model_dim=16, feed_forward_dim=32,
@@ -605,30 +607,131 @@ def test_a_batch_computed_in_parts_gives_the_same_logits_and_gradients(variant) 
         logits_and_gradients = tf.function(logits_and_gradients.python_function)
 
 
-def test_a_bfloat16_projection_multiplies_rounded_operands_and_a_decoding_step_stays_float32() -> None:
-    """matmul_precision="bfloat16": over several positions a projection's result is the product
-    of the bfloat16-rounded input and kernel (rounded to bfloat16), not the float32 product; one
-    position (a decoding step) is multiplied in float32 exactly as before."""
+def _bfloat16(values: np.ndarray) -> np.ndarray:
+    """values rounded to the nearest bfloat16 (ties to even), as float64."""
+    return tf.cast(tf.cast(values, tf.bfloat16), tf.float64).numpy()
+
+
+def _float32_accumulation_error(got: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """How far `got` is from a bfloat16 product accumulated in float32 (x @ kernel over the last
+    axis, both rounded to bfloat16, the exact sum rounded once to bfloat16), in units of what
+    float32 accumulation may be off: one bfloat16 unit in the last place of the result (a sum
+    that float32 rounding puts on the other side of a tie) plus 2^-16 of the sum of |terms|
+    (float32's own rounding over up to 256 terms). Above 1: not float32 accumulation."""
+    expected = _bfloat16(np.einsum("...i,io->...o", _bfloat16(x), _bfloat16(kernel)))
+    magnitude = np.einsum("...i,io->...o", np.abs(_bfloat16(x)), np.abs(_bfloat16(kernel)))
+    unit = np.exp2(np.floor(np.log2(np.maximum(np.abs(expected), 1e-30))) - 7)  # 8 significant bits
+    return np.abs(got - expected) / (unit + magnitude * 2.0**-16)
+
+
+def _bfloat16_accumulated(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """x @ kernel with every partial sum rounded to bfloat16: what the test must tell apart."""
+    total = np.zeros(x.shape[:-1] + kernel.shape[1:])
+    for i in range(x.shape[-1]):
+        total = _bfloat16(total + _bfloat16(x[..., i:i + 1]) * _bfloat16(kernel[i]))
+    return total
+
+
+def _bfloat16_projection_inputs() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(5, 3, 64)).astype("float32") * 3
+    kernel = rng.normal(size=(64, 24)).astype("float32")
+    x[0, 0] = 1.0
+    x[0, 0, 0] = 256.0  # 256 + 63 x 1: a bfloat16 accumulator stays at 256
+    kernel[:, 0] = 1.0
+    return x, kernel
+
+
+def test_a_bfloat16_projection_rounds_operands_accumulates_in_float32_and_a_decoding_step_stays_float32() -> None:
+    """matmul_precision="bfloat16": over several positions a projection's result is the product of
+    the bfloat16-rounded input and kernel accumulated in float32 and rounded once to bfloat16, on
+    whatever CPU this runs (natively or emulated, `native_bfloat16_matmul`); one position (a
+    decoding step) is multiplied in float32 exactly as before."""
     from textgen.models.layers import Dense
 
-    rng = np.random.default_rng(3)
+    x, kernel = _bfloat16_projection_inputs()
+    # The inputs tell the two apart: accumulating in bfloat16 is far outside float32's error.
+    assert _float32_accumulation_error(_bfloat16_accumulated(x, kernel), x, kernel).max() > 4
     layer = Dense(24, use_bias=False)
-    layer.build((None, 40))
-    layer.kernel.assign(rng.normal(size=(40, 24)).astype("float32"))
-    x = tf.constant(rng.normal(size=(5, 3, 40)).astype("float32"))
-    full = layer(x).numpy()
-    one_position = layer(x[:, :1]).numpy()
+    layer.build((None, 64))
+    layer.kernel.assign(kernel)
+    inputs = tf.constant(x)
+    full = layer(inputs).numpy()
+    one_position = layer(inputs[:, :1]).numpy()
     layer.matmul_precision = "bfloat16"
-
-    def rounded(t):
-        return tf.cast(tf.cast(t, tf.bfloat16), tf.float64).numpy()
-
-    expected = rounded(np.einsum("bli,io->blo", rounded(x), rounded(layer.kernel)))
-    got = layer(x).numpy()
-    np.testing.assert_allclose(got, expected, rtol=1e-2, atol=1e-2)
+    got = layer(inputs).numpy()
+    assert _float32_accumulation_error(got, x, kernel).max() <= 1
+    assert got[0, 0, 0] == _bfloat16(np.float64(256 + 63))
     assert np.abs(got - full).max() > 1e-3  # really rounded: float32 differs
-    np.testing.assert_allclose(got, full, rtol=0.05, atol=0.1)
-    np.testing.assert_array_equal(layer(x[:, :1]).numpy(), one_position)
+    np.testing.assert_allclose(got, full, rtol=0.02, atol=0.1)
+    np.testing.assert_array_equal(layer(inputs[:, :1]).numpy(), one_position)
+    compiled = tf.function(lambda t: layer(t))(inputs).numpy()  # what a training step traces
+    assert _float32_accumulation_error(compiled, x, kernel).max() <= 1
+
+
+def test_rounding_to_bfloat16_on_the_bits_matches_a_cast_and_keeps_what_is_not_finite_not_finite() -> None:
+    """The emulated path's rounding equals TensorFlow's float32 -> bfloat16 -> float32 cast on
+    finite values (ties to even, the largest bfloat16), turns every NaN and infinity
+    into NaN (never a number), and rounds its gradient the same way."""
+    from textgen.models.layers import round_to_bfloat16
+
+    # Halfway cases (subnormals are left out: TensorFlow's CPU threads flush them to zero in any
+    # float op, the matmul after the rounding included).
+    ties = [1 + 2.0**-8, 1 + 3 * 2.0**-8, -(1 + 2.0**-8), 2.0**100 * (1 + 2.0**-8)]
+    special = np.array([0.0, -0.0, 3.3895314e38, -1e-45, 1.0, 12.34], np.float32)
+    values = np.concatenate([np.array(ties, np.float32), special,
+                             np.random.default_rng(0).normal(size=10_000).astype(np.float32) * 50])
+    x = tf.constant(values)
+    cast = tf.cast(tf.cast(x, tf.bfloat16), tf.float32).numpy()
+    np.testing.assert_array_equal(round_to_bfloat16(x).numpy(), cast)
+    assert round_to_bfloat16(tf.constant([1 + 2.0**-8], tf.float32)).numpy()[0] == 1.0  # to even, not up
+    payloads = np.array([0x7FC00000, 0x7FFFFFFF, 0xFFFF8000, 0x7F800001, 0x7F800000, 0xFF800000],
+                        np.uint32).view(np.float32)  # NaNs whose carry would overflow, then ±inf
+    assert np.isnan(round_to_bfloat16(tf.constant(payloads)).numpy()).all()
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = round_to_bfloat16(x)
+    upstream = tf.constant(values[::-1].copy())
+    np.testing.assert_array_equal(tape.gradient(y, x, output_gradients=upstream).numpy(),
+                                  tf.cast(tf.cast(upstream, tf.bfloat16), tf.float32).numpy())
+
+
+def test_bfloat16_projections_accumulate_in_float32_where_tensorflows_bfloat16_kernel_does_not() -> None:
+    """With oneDNN off, TensorFlow multiplies bfloat16 with its Eigen kernel, which rounds partial
+    sums to bfloat16 (as on CPUs without native bfloat16): the check finds it out, and the
+    projections (a Dense and a tied output projection) still accumulate in float32."""
+    code = """
+import numpy as np, tensorflow as tf
+from textgen.models import layers
+x, kernel = np.load("inputs.npy", allow_pickle=False), np.load("kernel.npy", allow_pickle=False)
+raw = tf.cast(tf.einsum("bli,io->blo", tf.cast(x, tf.bfloat16), tf.cast(kernel, tf.bfloat16)), tf.float64)
+dense = layers.Dense(24, use_bias=False); dense.build((None, 64)); dense.kernel.assign(kernel)
+dense.matmul_precision = "bfloat16"
+tied = layers.OutputProjection(24, 64, tied_embedding_dim=64); tied.build()
+tied.matmul_precision = "bfloat16"
+np.save("raw.npy", raw.numpy()); np.save("dense.npy", dense(tf.constant(x)).numpy())
+np.save("tied.npy", tied(tf.constant(x), tf.constant(kernel.T)).numpy())
+print(layers.native_bfloat16_matmul())
+"""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    x, kernel = _bfloat16_projection_inputs()
+    with tempfile.TemporaryDirectory() as folder:
+        np.save(os.path.join(folder, "inputs.npy"), x)
+        np.save(os.path.join(folder, "kernel.npy"), kernel)
+        env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "2",
+               "PYTHONPATH": str(ROOT)}
+        result = subprocess.run([sys.executable, "-c", code], cwd=folder, env=env, capture_output=True,
+                                text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        raw, dense, tied = (np.load(os.path.join(folder, f"{name}.npy")) for name in ("raw", "dense", "tied"))
+    assert result.stdout.split()[-1] == "False"
+    assert _float32_accumulation_error(raw, x, kernel).max() > 1  # the kernel this guards against
+    assert _float32_accumulation_error(dense, x, kernel).max() <= 1
+    assert _float32_accumulation_error(tied, x, kernel).max() <= 1
 
 
 @pytest.mark.parametrize("variant", ["transformer", "transformer-postnorm-learned-tied-2l", "bahdanau",

@@ -122,12 +122,19 @@ def test_bad_hyperparameters_are_refused_before_a_run_exists(
 
 
 def test_a_run_with_bfloat16_matmuls_trains_differently_from_float32_and_saves_the_setting(
-        store: RunStore, reverse_corpus: str) -> None:
+        store: RunStore, reverse_corpus: str, capsys) -> None:
     """The setting reaches the model: the same seed gives other (close) losses, and the run keeps
-    its setting; the checkpoint loads and decodes like any other."""
+    its setting; the job says how this CPU multiplies; the checkpoint loads and decodes like any
+    other."""
+    from textgen.models.layers import native_bfloat16_matmul
+
     runs = {precision: _train(store, reverse_corpus, "transformer", matmul_precision=precision,
                               log_every_seconds="0", eval_bleu_examples="0", num_probe_samples="2")
             for precision in ("float32", "bfloat16")}
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("matmul_precision:")]
+    assert said == ["matmul_precision: bfloat16, " + ("bfloat16 matmuls in hardware" if native_bfloat16_matmul()
+                                                      else "emulated: operands rounded to bfloat16, multiplied in "
+                                                           "float32 (no native bfloat16 here)")]
     losses = {}
     for precision, run in runs.items():
         assert run.status == "finished", run.error

@@ -214,6 +214,24 @@ def _run_summary(store, run) -> dict[str, Any]:
             "metrics": store.latest_metrics(run.id)}
 
 
+def _print_plan(plan, summary_line: str, *, as_json: bool) -> int:
+    """`train --plan`: what the run would be, and nothing started."""
+    from textgen import hardware
+
+    precision = plan.config.train.matmul_precision
+    note = hardware.bfloat16_note()
+    if as_json:
+        _print_json({"label": plan.label, "kind": plan.config.model.kind, "parameters": plan.parameter_count,
+                     "flops_per_token": plan.flops_per_token, "train_examples": plan.num_train_examples,
+                     "steps_per_epoch": plan.steps_per_epoch, "matmul_precision": precision,
+                     "matmul_precision_note": note})
+        return 0
+    print(summary_line)
+    print(f"matmul_precision: {precision}. {note}")
+    print("Nothing was started (--plan); run the same command without --plan to train.")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from textgen import jobs, training
     from textgen.store import RunStore
@@ -226,10 +244,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     with RunStore() as store:
         plan = training.plan_run(store, args.corpus, args.model, preset=args.preset, settings=settings,
                                  label=args.label, valid=args.valid, test=args.test)
+        summary_line = (f"{plan.label}: {plan.parameter_count:,} parameters, {plan.flops_per_token:,} FLOPs per "
+                        f"token, {plan.num_train_examples:,} training examples, {plan.steps_per_epoch} steps per epoch")
+        if args.plan:
+            return _print_plan(plan, summary_line, as_json=args.json)
         if not args.json:
-            print(f"{plan.label}: {plan.parameter_count:,} parameters, {plan.flops_per_token:,} FLOPs per "
-                  f"token, {plan.num_train_examples:,} training examples, {plan.steps_per_epoch} steps per epoch",
-                  file=sys.stderr)
+            print(summary_line, file=sys.stderr)
         run = jobs.submit(store, plan, background=args.background)
         if args.background:
             if args.json:
@@ -599,6 +619,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="any tokenizer, model or training field by its own name "
                             "(learning_rate=3e-4, batch_size=32, tokenizer=char, dropout=0.2, ...)")
     train.add_argument("--background", action="store_true", help="start a job and return at once")
+    train.add_argument("--plan", action="store_true",
+                       help="print what the run would be (size, data, what matmul_precision does on this CPU) and start nothing")
     train.add_argument("--json", action="store_true", help="last line of stdout: a JSON object with run_id")
     train.set_defaults(handler=cmd_train)
 

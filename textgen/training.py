@@ -521,6 +521,12 @@ def _train_run(store: RunStore, run_id: str, run_dir: Path, config: artifacts.Ru
             optimizer.iterations.assign(initial_step)
         model.batch_parts = layout.batch_parts
         model.set_matmul_precision(train.matmul_precision)
+        if train.matmul_precision == "bfloat16":
+            from textgen.models.layers import native_bfloat16_matmul
+
+            how = ("bfloat16 matmuls in hardware" if native_bfloat16_matmul() else
+                   "emulated: operands rounded to bfloat16, multiplied in float32 (no native bfloat16 here)")
+            print(f"matmul_precision: bfloat16, {how}", flush=True)  # into job.log
         model.compile(
             optimizer=optimizer,
             loss=MaskedCrossEntropy(label_smoothing=train.label_smoothing),

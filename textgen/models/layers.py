@@ -7,11 +7,14 @@ without going through `__call__`, including inside `tf.function` and `tf.scan` l
 
 from __future__ import annotations
 
+import functools
 import math
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from textgen import hardware
 
 # Added to the scores of masked positions: exp(-1e9 - max) is exactly 0.0 in float32, so masked
 # positions get exactly zero weight (a true -inf would give NaN on a fully masked row).
@@ -33,11 +36,65 @@ def _is_one_position(x: tf.Tensor) -> bool:
     return x.shape.rank == 3 and x.shape[1] == 1
 
 
+@tf.custom_gradient
+def round_to_bfloat16(x: tf.Tensor) -> tf.Tensor:
+    """x (float32) rounded to the nearest bfloat16 (ties to even), kept float32; its gradient is
+    rounded the same way, as a cast to bfloat16 and back rounds it.
+
+    On the float32 bits: add 0x7FFF plus the lowest kept bit, then clear the 16 low bits.
+    Integer ops rather than two casts: without native bfloat16, the casts made an emulated
+    training step about twice as slow as float32, these about a third (bench/RESULTS.md).
+    The carry could turn a NaN into an infinity or a zero: adding x - x (0, or NaN for a NaN or
+    an infinity) keeps a NaN a NaN, without the boolean tensor a `where` would cost; an infinity
+    becomes NaN too (a step that multiplies one has diverged either way)."""
+    bits = tf.bitcast(x, tf.int32)
+    lowest_kept = tf.bitwise.bitwise_and(tf.bitwise.right_shift(bits, 16), 1)
+    rounded = tf.bitcast(tf.bitwise.bitwise_and(bits + 0x7FFF + lowest_kept, -65536), tf.float32)
+    return rounded + (x - x), round_to_bfloat16
+
+
+def _accumulates_in_float32(product, a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether product(a, b) on bfloat16 operands equals the exact product of the rounded operands,
+    rounded once to bfloat16, within one bfloat16 unit in the last place (float32 accumulation
+    may round a sum on a tie the other way; accumulating in bfloat16 loses many units)."""
+    rounded_a, rounded_b = (tf.cast(tf.cast(x, tf.bfloat16), tf.float64).numpy() for x in (a, b))
+    exact = tf.cast(tf.cast(product(rounded_a, rounded_b), tf.bfloat16), tf.float64).numpy()
+    got = tf.cast(product(tf.cast(a, tf.bfloat16), tf.cast(b, tf.bfloat16)), tf.float64).numpy()
+    unit = np.exp2(np.floor(np.log2(np.maximum(np.abs(exact), 1e-30))) - 7)  # bfloat16: 8 significant bits
+    return bool(np.all(np.abs(got - exact) <= unit))
+
+
+@functools.lru_cache(maxsize=1)
+def native_bfloat16_matmul() -> bool:
+    """Whether this machine's bfloat16 matmuls run in hardware and accumulate in float32, so that
+    `matmul_precision="bfloat16"` can hand them bfloat16 operands (faster). Where the CPU has
+    no native bfloat16 (`hardware.native_bfloat16`), TensorFlow falls back to kernels that
+    round partial sums to bfloat16 (up to 0.25 off on products near 12): there, and wherever
+    this check fails, the operands are rounded to bfloat16 and multiplied in float32 instead, so
+    the setting computes the same numbers on every CPU. Checked once per process, eagerly."""
+    if hardware.native_bfloat16() is None:
+        return False
+    rng = np.random.default_rng(0)
+    # A sum that a bfloat16 accumulator cannot hold: 256 + 255 x 1 (511, 512 once rounded).
+    spike = np.concatenate([[256.0], np.ones(255)])[None, :].astype(np.float32)  # (1, 256)
+    ones = np.ones((256, 8), np.float32)
+    x = rng.normal(size=(4, 16, 256)).astype(np.float32)  # (batch, length, in)
+    w = rng.normal(size=(256, 64)).astype(np.float32)  # (in, out)
+    with tf.init_scope():  # eager even when first asked while a function is traced
+        return (_accumulates_in_float32(lambda p, q: tf.matmul(p, q), spike, ones)
+                and _accumulates_in_float32(lambda p, q: tf.einsum("bli,io->blo", p, q), x, w)
+                and _accumulates_in_float32(lambda p, q: tf.matmul(p, q, transpose_b=True), x, w.T))
+
+
 def _bfloat16_product(product, *operands: tf.Tensor) -> tf.Tensor:
-    """product(*operands) on the operands rounded to bfloat16 (oneDNN accumulates in float32 and
-    rounds the result to bfloat16), cast back to float32. The gradient flows through the casts:
-    the upstream gradient is rounded to bfloat16 too, the weights' gradients come back float32."""
-    return tf.cast(product(*(tf.cast(x, tf.bfloat16) for x in operands)), tf.float32)
+    """product(*operands) on the operands rounded to bfloat16, accumulated in float32, the result
+    rounded to bfloat16 and cast back to float32: in hardware where `native_bfloat16_matmul`,
+    otherwise with float32 arithmetic on the rounded values (the same numbers, up to the order
+    of float32 additions). The gradient flows through the casts: the upstream gradient is
+    rounded to bfloat16 too, the weights' gradients come back float32."""
+    if native_bfloat16_matmul():
+        return tf.cast(product(*(tf.cast(x, tf.bfloat16) for x in operands)), tf.float32)
+    return round_to_bfloat16(product(*(round_to_bfloat16(tf.convert_to_tensor(x)) for x in operands)))
 
 
 def _one_position_matmul(x: tf.Tensor, matrix: tf.Tensor, transpose_b: bool = False) -> tf.Tensor:
