@@ -8,8 +8,9 @@ import pandas as pd
 import streamlit as st
 
 from pages import ui
-from textgen import demo, samples
-from textgen.text import visible
+from textgen.core.text import visible
+from textgen.data import samples
+from textgen.training import demo
 
 st.set_page_config(page_title="TextGen Lab", page_icon="🧪", layout="wide")
 ui.require_password()

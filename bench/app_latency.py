@@ -22,7 +22,7 @@
     browser shows it: a real Streamlit server and headless Chromium on `Runs?runs=<run>` for a run
     whose status is "running" and whose owner process is this (live) script, so the server's
     reconcile keeps it running and the page polls (st.fragment(run_every=1 s)). Each write is a
-    train-loss row at a distinctive step (1,000,000 + i) through textgen.store; the time runs from
+    train-loss row at a distinctive step (1,000,000 + i) through textgen.store.database; the time runs from
     the write's commit to the step being in the browser's training-loss Plotly trace. Writes are
     spaced by random gaps so they fall at every phase of the 1 s poll.
     Prints `BENCH metric_to_curve_seconds <p95> s target=<2`.
@@ -135,8 +135,8 @@ def metric_to_curve(home: Path, run_id: str, writes: int) -> list[str]:
     from browser import CHROMIUM, CHROMIUM_ARGS, real_console_error, streamlit_server
     from playwright.sync_api import sync_playwright
 
-    from textgen import jobs
-    from textgen.store import RunStore
+    from textgen.store.database import RunStore
+    from textgen.training import jobs
 
     with RunStore(home) as store:
         store.update_run(run_id, status="running", finished_at=None, pid=os.getpid(),
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         info(f"store: {real} runs trained for real ({epochs} epoch(s), dates sample of 300 pairs, "
              f"preset tiny, char tokenizer), each evaluated; {len(copies)} copies of them "
              f"(bundle import + copied metrics, samples and evaluation); built in {build.seconds:.0f} s")
-        from textgen.store import RunStore
+        from textgen.store.database import RunStore
 
         with RunStore(home) as store:
             assert len(store.list_runs()) == TOTAL_RUNS

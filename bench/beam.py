@@ -34,9 +34,9 @@ def main() -> None:
     if args.quick:
         sources = sources[:200]
 
-    from textgen import artifacts, training
     from textgen.decoding import DecodingConfig, generate
-    from textgen.store import RunStore
+    from textgen.store.database import RunStore
+    from textgen.training import artifacts, planning
 
     def measure(home: Path, run_id: str) -> None:
         os.environ["TEXTGEN_HOME"] = str(home)
@@ -69,7 +69,7 @@ def main() -> None:
         return
     with common.scratch_home() as home, RunStore(home) as store:
         files = common.multi30k_files(corpora_dir, home)
-        plan = training.plan_run(store, str(files["train"]), "transformer", preset="small", settings={
+        plan = planning.plan_run(store, str(files["train"]), "transformer", preset="small", settings={
             "tokenizer": "bpe", "vocab_size": "8000", "minutes": "0.5" if args.quick else "2", "epochs": "100", "eval_every_steps": "100000",
             "eval_bleu_examples": "0", "num_probe_samples": "0", "max_target_length": "64"},
             valid=str(files["valid"]), label="beam benchmark model")

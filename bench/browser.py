@@ -52,7 +52,7 @@ def scratch_files(home: Path) -> Path:
 
 def corpus_file(home: Path, size: int = 300, seed: int = 11) -> Path:
     """The dates sample as a TSV next to the store (like conftest's trained_home)."""
-    from textgen import samples
+    from textgen.data import samples
 
     path = scratch_files(home) / f"dates-{size}.tsv"
     path.write_bytes(samples.sample_bytes("dates", size=size, seed=seed))
@@ -63,9 +63,10 @@ def train_tiny_runs(home: Path, count: int, *, epochs: int = 2, evaluate: bool =
     """Train `count` tiny runs for real through textgen (plan_run + run_job in this process, as
     tests/conftest.py's trained_home does), cycling over KINDS, and evaluate each on its test
     split. Returns the run ids in training order."""
-    from textgen import evaluation, jobs, training
+    from textgen.analysis import evaluation
     from textgen.decoding import DecodingConfig
-    from textgen.store import RunStore
+    from textgen.store.database import RunStore
+    from textgen.training import jobs, planning
 
     corpus = corpus_file(home)
     ids = []
@@ -73,7 +74,7 @@ def train_tiny_runs(home: Path, count: int, *, epochs: int = 2, evaluate: bool =
         for index in range(count):
             kind = KINDS[index % len(KINDS)]
             with common.Timer() as timer:
-                plan = training.plan_run(
+                plan = planning.plan_run(
                     store, str(corpus), kind, preset="tiny", label=f"{kind} tiny {index + 1}",
                     settings={"tokenizer": "char", "epochs": str(epochs), "batch_size": "32",
                               "eval_bleu_examples": "16"})
@@ -90,12 +91,12 @@ def train_tiny_runs(home: Path, count: int, *, epochs: int = 2, evaluate: bool =
 
 def clone_runs(home: Path, sources: list[str], count: int) -> list[str]:
     """`count` more runs made from the trained ones, without training: each is a real trained
-    model imported through the bundle path (textgen.bundle export_bundle -> import_bundle: config,
+    model imported through the bundle path (textgen.runs.bundle export_bundle -> import_bundle: config,
     best weights, tokenizers), with its source's metric rows, probe samples and stored
     evaluations copied to it, so every page treats it like a trained run (curves, leaderboard,
     generation). Returns the new ids."""
-    from textgen import bundle
-    from textgen.store import RunStore
+    from textgen.runs import bundle
+    from textgen.store.database import RunStore
 
     ids = []
     with RunStore(home) as store:

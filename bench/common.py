@@ -126,10 +126,10 @@ print(2 * 1024 ** 3 * count / (time.perf_counter() - started) / 1e9)
 
 def train_in_job_process(store, plan, timeout_seconds: float):
     """Train `plan` as the Train page does: a job in its own process. The job applies its run's
-    thread layout (training.thread_layout: one thread per op for the Transformers on two cores)
+    thread layout (training.threads.thread_layout: one thread per op for the Transformers on two cores)
     in that process, so whatever a benchmark times here afterwards (a reference model, decoding)
     runs with TensorFlow's defaults, as the app and the CLI do. Returns the ended run."""
-    from textgen import jobs
+    from textgen.training import jobs
 
     run = jobs.submit(store, plan, background=True)
     return jobs.wait_until_inactive(store, run.id, timeout=timeout_seconds)

@@ -24,8 +24,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from textgen import jobs, training  # noqa: E402
-from textgen.store import RunStore  # noqa: E402
+from textgen.store.database import RunStore  # noqa: E402
+from textgen.training import jobs, planning  # noqa: E402
 
 
 def steady_tokens_per_second(store: RunStore, run_id: str) -> float:
@@ -46,7 +46,7 @@ def main() -> None:
             for jit in (False, True):
                 started = time.monotonic()
                 corpus = "sample:tales" if kind.endswith("-lm") else "sample:dates"
-                plan = training.plan_run(store, corpus, kind, preset="small", settings={
+                plan = planning.plan_run(store, corpus, kind, preset="small", settings={
                     "epochs": "100", "minutes": str(args.seconds / 60), "batch_size": "64",
                     "eval_every_steps": "20", "eval_bleu_examples": "0", "num_probe_samples": "0",
                     "jit_compile": str(jit).lower(), "tokenizer": "char"})

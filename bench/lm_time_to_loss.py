@@ -55,9 +55,9 @@ def main() -> None:
     overrides = dict(item.split("=", 1) for item in args.set)
     path = common.corpora_dir(args.corpora) / "tinyshakespeare.txt"
 
-    from textgen import jobs, training
-    from textgen.config import CorpusConfig
-    from textgen.store import RunStore
+    from textgen.data.config import CorpusConfig
+    from textgen.store.database import RunStore
+    from textgen.training import jobs, planning
 
     # Imported before the clock starts, as nanoGPT's figure is its training loop's; importing
     # runs no op, so the recipe's thread settings still apply.
@@ -70,7 +70,7 @@ def main() -> None:
     with common.scratch_home() as home, RunStore(home) as store:
         # nanoGPT's 2,000 iterations are ~1.5 epochs here: max_steps ends the run there and the
         # cosine decays over those 2,000 steps, as nanoGPT's lr_decay_iters does.
-        plan = training.plan_run(store, str(path), "transformer-lm", preset="small",
+        plan = planning.plan_run(store, str(path), "transformer-lm", preset="small",
                                  settings={**SETTINGS, **EXECUTION, "epochs": "2", "minutes": str(minutes), **overrides},
                                  corpus_config=CorpusConfig(valid_fraction=0.1, test_fraction=0.0),
                                  label="nanoGPT baby recipe")

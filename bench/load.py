@@ -24,7 +24,7 @@ errors (Streamlit's own base-path probe 404s excepted). The Streamlit server pro
 memory (VmRSS from /proc) is read at start, at a baseline (after one session has warmed every page
 up and closed: modules imported, models loaded), every 0.25 s during the sessions (peak), and
 `--settle` seconds after they closed. The training job is checked to be running throughout and
-stopped at the end (textgen.jobs.request_stop).
+stopped at the end (textgen.training.jobs.request_stop).
 
 Where the CPU went is read from /proc during the sessions: the server, the job and every Chromium
 process. The test's browsers run on the same two cores as the server, so it also prints the CPU
@@ -94,8 +94,8 @@ def start_job(home: Path) -> str:
 
 def job_state(home: Path, run_id: str) -> tuple[str, int]:
     """(status, latest training step logged)."""
-    from textgen import jobs
-    from textgen.store import RunStore
+    from textgen.store.database import RunStore
+    from textgen.training import jobs
 
     with RunStore(home) as store:
         jobs.reconcile(store)
@@ -105,7 +105,7 @@ def job_state(home: Path, run_id: str) -> tuple[str, int]:
 
 def inputs_for(session: int, round_: int, count: int = 3) -> tuple[list[str], list[str]]:
     """Typed inputs (with references) unique to a session and round: dates the runs learned."""
-    from textgen import samples
+    from textgen.data import samples
 
     pairs = samples.generate_pairs("dates", size=count, seed=1000 + 100 * round_ + session)
     return [source for source, _ in pairs], [target for _, target in pairs]
@@ -285,8 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     with common.scratch_home("textgen-bench-load-") as home:
         from browser import build_store, rss_mb, streamlit_server
 
-        from textgen import jobs
-        from textgen.store import RunStore
+        from textgen.store.database import RunStore
+        from textgen.training import jobs
 
         with Timer() as build:
             runs, _ = build_store(home, 3, 3, epochs=1)

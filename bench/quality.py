@@ -39,16 +39,17 @@ def main() -> None:
     corpora_dir = common.corpora_dir(args.corpora)
     minutes = 2.0 if args.quick else args.minutes
 
-    from textgen import evaluation, training
+    from textgen.analysis import evaluation
     from textgen.decoding import DecodingConfig
-    from textgen.store import RunStore
+    from textgen.store.database import RunStore
+    from textgen.training import planning
 
     home = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="textgen-bench-quality-"))
     os.environ["TEXTGEN_HOME"] = str(home)
     try:
         with RunStore(home) as store:
             files = common.multi30k_files(corpora_dir, home)
-            plan = training.plan_run(store, str(files["train"]), "transformer", preset=args.preset,
+            plan = planning.plan_run(store, str(files["train"]), "transformer", preset=args.preset,
                                      settings={**SETTINGS, "minutes": str(minutes)},
                                      label=f"{args.preset} transformer, Multi30k En-Fr, {minutes:g} min",
                                      valid=str(files["valid"]), test=str(files["test"]))

@@ -5,7 +5,7 @@
 Same data (Multi30k En-Fr training pairs, word tokenizers with 8,000 entries trained by our
 plan, sources and targets truncated to 64 tokens), same architecture and size, same batch (64):
 
-- ours: a real run through `textgen.training` / `textgen.jobs` (what the Train page starts: a job
+- ours: a real run through `textgen.training` / `textgen.training.jobs` (what the Train page starts: a job
   in its own process, with its default thread layout), for a time budget; throughput is read from the metrics it logs, steady state only (between the
   first row logged after the warm-up and the last one), in real target tokens (</s> included).
 - reference (bench/reference.py): the TensorFlow tutorials' model code, default `fit`, every
@@ -56,9 +56,9 @@ def ours_tokens_per_second(store, run_id: str, tokens_per_step: float, warmup_se
 def reference_tokens_per_second(kind: str, encoded, source_vocab: int, target_vocab: int,
                                 warmup_steps: int, timed_steps: int) -> float:
     import keras
-
     import reference
-    from textgen.tokenizers import BOS_ID, EOS_ID
+
+    from textgen.data.tokenizers import BOS_ID, EOS_ID
 
     keras.utils.set_random_seed(0)
     dataset, real_tokens = reference.padded_dataset(encoded.source_ids, encoded.target_ids, 64, BOS_ID, EOS_ID)
@@ -105,15 +105,16 @@ def main() -> None:
     # it read 1,721 and 1,492 tokens/s in two full runs minutes apart, against 3% for ours.
     ref_steps = (2, 4) if args.quick else (3, 60)
 
-    from textgen import corpora, data, training
-    from textgen.store import RunStore
+    from textgen.data import pipeline, registry
+    from textgen.store.database import RunStore
+    from textgen.training import planning
 
     warmup_seconds = 10 if args.quick else 20
     with common.scratch_home() as home, RunStore(home) as store:
         files = common.multi30k_files(corpora_dir, home)
 
         def train_ours(kind: str, settings: dict[str, str], label: str):
-            plan = training.plan_run(store, str(files["train"]), kind, preset="small", settings=settings,
+            plan = planning.plan_run(store, str(files["train"]), kind, preset="small", settings=settings,
                                      label=label, valid=str(files["valid"]))
             run = common.train_in_job_process(store, plan, ours_minutes * 60 + 600)
             if run.status != "finished":
@@ -123,8 +124,8 @@ def main() -> None:
         for kind in kinds:
             settings = {**COMMON, **SETTINGS[kind], "minutes": str(ours_minutes)}
             plan, run = train_ours(kind, settings, f"throughput {kind}")
-            parts = corpora.run_examples(store, plan.config.corpus_id)
-            encoded = data.encode_pairs([e.source for e in parts["train"]], [e.target for e in parts["train"]],
+            parts = registry.run_examples(store, plan.config.corpus_id)
+            encoded = pipeline.encode_pairs([e.source for e in parts["train"]], [e.target for e in parts["train"]],
                                         plan.source_tokenizer, plan.target_tokenizer,
                                         max_source_length=64, max_target_length=64)
             tokens_per_step = sum(len(t) + 1 for t in encoded.target_ids) / plan.steps_per_epoch

@@ -1,8 +1,8 @@
-"""Corpus page: upload a file or pick a built-in sample, check it, save it; the saved corpora.
+"""Corpus page: upload a file or pick a built-in sample, check it, save it; the saved registry.
 
 "Check" reads, validates and splits the corpus in memory and shows the report (counts, warnings,
 rejected lines, length histograms, vocabulary and tokenizer OOV, a preview, the split) without
-saving anything. "Save corpus" registers it in the store (`corpora.register`), which validates
+saving anything. "Save corpus" registers it in the store (`registry.register`), which validates
 again and writes nothing for an unusable file. The uploaded file's name is a label only, never
 a path; corpus text is shown through `ui.label` (tables) and `forms.message` (message boxes).
 """
@@ -18,9 +18,10 @@ import streamlit as st
 
 from pages import ui
 from pages.ui import forms
-from textgen import corpora, estimates, samples
-from textgen.config import FORMATS, TOKENIZER_KINDS, CorpusConfig, TokenizerConfig
-from textgen.errors import TextgenError
+from textgen.core.errors import TextgenError
+from textgen.data import registry, samples
+from textgen.data.config import FORMATS, TOKENIZER_KINDS, CorpusConfig, TokenizerConfig
+from textgen.training import estimates
 
 st.set_page_config(page_title="Corpus · TextGen Lab", page_icon="📄", layout="wide")
 ui.require_password()
@@ -232,7 +233,7 @@ with ui.user_errors():
             tokenizer = TokenizerConfig(kind=tokenizer_kind, vocab_size=vocab_size)
             if save_clicked:
                 with ui.open_store() as store:
-                    record = corpora.register(store, data, config.with_overrides({"max_bytes": max_bytes}),
+                    record = registry.register(store, data, config.with_overrides({"max_bytes": max_bytes}),
                                               origin=origin, label=corpus_label)
                 forms.success(f"Saved corpus {record.id} ({record.num_examples:,} examples) as "
                               f"{record.label!r}. Train on it from the Train page.")

@@ -1,7 +1,7 @@
 """Train page: plan a run (corpus, model family, preset, hyperparameters), start it, manage jobs.
 
 The form is plain widgets, so the figures under it (parameter count, FLOPs per token, steps per
-epoch, estimated time) follow every change. Every value goes through `training.plan_run`, which
+epoch, estimated time) follow every change. Every value goes through `planning.plan_run`, which
 validates all configs: a bad value, typed or from a crafted link (`?model=transformer&preset=tiny
 &batch_size=0`), is refused with its valid range and no run is created. Start submits a job
 (`jobs.submit`: its own process, queued by the store); the job list below polls the store.
@@ -19,29 +19,24 @@ import streamlit as st
 
 from pages import ui
 from pages.ui import forms
-from textgen import corpora, estimates, hardware, jobs, training
-from textgen.config import (
-    EARLY_STOPPING_METRICS,
-    MATMUL_PRECISIONS,
-    OPTIMIZERS,
-    SCHEDULES,
-    STRATEGIES,
-    TOKENIZER_KINDS,
-    TokenizerConfig,
-    TrainConfig,
-)
-from textgen.errors import StoreError, TextgenError
+from textgen.core import hardware
+from textgen.core.errors import StoreError, TextgenError
+from textgen.data import registry
+from textgen.data.config import TOKENIZER_KINDS, TokenizerConfig
 from textgen.models.config import (
     DECODER_ONLY_KINDS,
     FAMILY_FIELDS,
     LUONG_SCORES,
+    MATMUL_PRECISIONS,
     MODEL_KINDS,
     POSITIONAL_ENCODINGS,
     PRESET_NAMES,
     RNN_CELLS,
     preset_config,
 )
-from textgen.store import ACTIVE_STATUSES, RunStore
+from textgen.store.database import ACTIVE_STATUSES, RunStore
+from textgen.training import estimates, jobs, planning
+from textgen.training.config import EARLY_STOPPING_METRICS, OPTIMIZERS, SCHEDULES, STRATEGIES, TrainConfig
 
 st.set_page_config(page_title="Train · TextGen Lab", page_icon="🏋️", layout="wide")
 ui.require_password()
@@ -73,7 +68,7 @@ def cached_plan(home: str, corpus_id: str, kind: str, preset: str, settings_json
     Shared by sessions and never mutated (Start plans afresh); a ConfigError is not cached.
     """
     with RunStore(home) as store:
-        plan = training.plan_run(store, corpus_id, kind, preset=preset, settings=json.loads(settings_json))
+        plan = planning.plan_run(store, corpus_id, kind, preset=preset, settings=json.loads(settings_json))
         return plan, estimates.tokens_per_epoch(store, plan), estimates.length_overflow(store, plan)
 
 
@@ -235,7 +230,7 @@ with ui.user_errors():
         home = str(store.home)
         saved = {c.id: c for c in store.list_corpora()}
         if default_corpus_id not in saved:  # removed since this server registered it: again
-            default_corpus_id = corpora.register_reference(store, f"sample:{ui.DEFAULT_SAMPLE}").id
+            default_corpus_id = registry.register_reference(store, f"sample:{ui.DEFAULT_SAMPLE}").id
             saved = {c.id: c for c in store.list_corpora()}
     warnings: list[str] = []
 
@@ -337,7 +332,7 @@ with ui.user_errors():
                  key="train-start"):
         try:
             with ui.open_store() as store:
-                fresh = training.plan_run(store, corpus_id, kind, preset=preset, settings=settings,
+                fresh = planning.plan_run(store, corpus_id, kind, preset=preset, settings=settings,
                                           label=run_label.strip() or None)
                 run = jobs.submit(store, fresh)
             forms.success(f"Started run {run.id} ({run.status}). Follow it below, or on the other pages.")

@@ -14,9 +14,11 @@ import streamlit as st
 
 from pages import ui
 from pages.ui import charts
-from textgen import bundle, curves, jobs
-from textgen.errors import TextgenError
-from textgen.store import ACTIVE_STATUSES, RunStore
+from textgen.analysis import curves
+from textgen.core.errors import TextgenError
+from textgen.runs import bundle
+from textgen.store.database import ACTIVE_STATUSES, RunStore
+from textgen.training import jobs
 
 st.set_page_config(page_title="Runs · TextGen Lab", page_icon="📈", layout="wide")
 ui.require_password()

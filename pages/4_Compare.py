@@ -13,10 +13,10 @@ import streamlit as st
 
 from pages import ui
 from pages.ui import heatmaps
-from textgen import attention_views, comparison
-from textgen.comparison import METRIC_TITLES, METRICS
+from textgen.analysis import attention_views, comparison
+from textgen.analysis.comparison import METRIC_TITLES, METRICS
 from textgen.decoding import BEAM_STOPPING, STRATEGIES, DecodingConfig
-from textgen.store import RunStore
+from textgen.store.database import RunStore
 
 st.set_page_config(page_title="Compare · TextGen Lab", page_icon="⚖️", layout="wide")
 ui.require_password()

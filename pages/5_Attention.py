@@ -12,9 +12,9 @@ import streamlit as st
 
 from pages import ui
 from pages.ui import heatmaps
-from textgen import attention_views, comparison
+from textgen.analysis import attention_views, comparison
 from textgen.decoding import DecodingConfig
-from textgen.store import RunStore
+from textgen.store.database import RunStore
 
 st.set_page_config(page_title="Attention · TextGen Lab", page_icon="🔥", layout="wide")
 ui.require_password()

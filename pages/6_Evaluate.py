@@ -15,10 +15,10 @@ import streamlit as st
 
 from pages import ui
 from pages.ui import charts
-from textgen import evaluation, leaderboard
+from textgen.analysis import evaluation, leaderboard
+from textgen.core.errors import TextgenError
 from textgen.decoding import DecodingConfig
-from textgen.errors import TextgenError
-from textgen.store import RunStore
+from textgen.store.database import RunStore
 
 st.set_page_config(page_title="Evaluate · TextGen Lab", page_icon="🏆", layout="wide")
 ui.require_password()

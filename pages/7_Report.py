@@ -1,6 +1,6 @@
 """Report: one self-contained HTML file of some runs, to share a demo after the fact.
 
-The file (textgen.report.build_report) holds the runs' configurations, curves, the leaderboard
+The file (textgen.analysis.report.build_report) holds the runs' configurations, curves, the leaderboard
 with intervals, a side-by-side table of test examples and attention maps, and opens offline in
 any browser. The run selection and the number of examples live in the URL (`?runs=...&examples=`).
 """
@@ -8,7 +8,7 @@ any browser. The run selection and the number of examples live in the URL (`?run
 import streamlit as st
 
 from pages import ui
-from textgen import report
+from textgen.analysis import report
 
 st.set_page_config(page_title="Report · TextGen Lab", page_icon="📦", layout="wide")
 ui.require_password()

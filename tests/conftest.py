@@ -36,7 +36,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def store(home: Path):
-    from textgen.store import RunStore
+    from textgen.store.database import RunStore
 
     with RunStore(home) as run_store:
         yield run_store
@@ -76,9 +76,11 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A TEXTGEN_HOME with three tiny finished runs on a small dates corpus (gru, bahdanau,
     transformer; 2 epochs, an evaluation each). Built once per test session: treat it as read-only,
     or copy it with `copy_home` before changing anything."""
-    from textgen import evaluation, jobs, samples, training
+    from textgen.analysis import evaluation
+    from textgen.data import samples
     from textgen.decoding import DecodingConfig
-    from textgen.store import RunStore
+    from textgen.store.database import RunStore
+    from textgen.training import jobs, planning
 
     base = tmp_path_factory.mktemp("trained")
     home = base / "home"
@@ -86,7 +88,7 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     corpus.write_bytes(samples.sample_bytes("dates", size=300, seed=11))
     with RunStore(home) as store:
         for kind in DEMO_KINDS:
-            plan = training.plan_run(
+            plan = planning.plan_run(
                 store, str(corpus), kind, preset="tiny", label=f"{kind} demo",
                 settings={"tokenizer": "char", "epochs": "2", "batch_size": "32", "eval_bleu_examples": "16"})
             run = jobs.run_job(store, jobs.submit(store, plan, background=False).id)
@@ -114,7 +116,7 @@ def demo_home(trained_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 @pytest.fixture
 def demo_runs(demo_home: Path) -> dict[str, str]:
     """Model kind -> run id of the runs in `demo_home`."""
-    from textgen.store import RunStore
+    from textgen.store.database import RunStore
 
     with RunStore(demo_home) as store:
         return {run.kind: run.id for run in store.list_runs()}

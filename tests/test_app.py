@@ -5,16 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from browser import chromium_page, streamlit_server
+from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_home_page_registers_the_default_sample_and_lists_samples(home: Path) -> None:
-    from textgen import samples
-    from textgen.store import RunStore
+    from textgen.data import samples
+    from textgen.store.database import RunStore
 
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
     assert not app.exception, app.exception
@@ -30,7 +29,7 @@ def test_home_page_registers_the_default_sample_and_lists_samples(home: Path) ->
 
 
 def test_home_page_lists_runs_with_labels_escaped(home: Path) -> None:
-    from textgen.store import RunStore
+    from textgen.store.database import RunStore
 
     with RunStore(home) as store:
         store.create_run(label="evil\u202elabel\x1b[31m", kind="gru", config={})

@@ -1,4 +1,4 @@
-"""textgen.attention_views: attention maps as plain data, from generations (pure) and from real
+"""textgen.analysis.attention_views: attention maps as plain data, from generations (pure) and from real
 trained runs (generated and teacher-forced), and the checkpoints a view can go back to."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import copy_home
-from textgen import attention_views
-from textgen.attention_views import AttentionSet, from_generation, from_teacher_forced
+
+from textgen.analysis import attention_views
+from textgen.analysis.attention_views import AttentionSet, from_generation, from_teacher_forced
 
 
 def _softmax(values: np.ndarray) -> np.ndarray:
@@ -114,14 +114,14 @@ def demo_home(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 @pytest.fixture(scope="module")
 def run_dirs(demo_home: Path) -> dict[str, Path]:
-    from textgen.store import RunStore
+    from textgen.store.database import RunStore
 
     with RunStore(demo_home) as store:
         return {run.kind: store.run_dir(run.id) for run in store.list_runs()}
 
 
 def _loaded(run_dir: Path, checkpoint_name: str | None = None):
-    from textgen import artifacts
+    from textgen.training import artifacts
 
     return artifacts.load_trained(run_dir, checkpoint_name=checkpoint_name)
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
+from browser import chromium_page, streamlit_server
 from conftest import wait_for
 
-from browser import chromium_page, streamlit_server
-from textgen import samples
-from textgen.store import RunStore
+from textgen.data import samples
+from textgen.store.database import RunStore
 
 
 def _points(page) -> int:

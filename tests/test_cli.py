@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
-from textgen import samples
+
+from textgen.data import samples
 
 
 def test_help_lists_the_commands() -> None:
@@ -122,8 +122,8 @@ def test_runs_on_an_empty_store(home: Path) -> None:
 
 
 def test_train_plan_says_what_bfloat16_does_on_this_cpu_and_starts_nothing(home: Path) -> None:
-    from textgen import hardware
-    from textgen.store import RunStore
+    from textgen.core import hardware
+    from textgen.store.database import RunStore
 
     result = run_cli("train", "--corpus", "sample:reverse", "--model", "gru", "--preset", "tiny", "--plan",
                      "--set", "matmul_precision=bfloat16", home=home)

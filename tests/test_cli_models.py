@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
-from textgen import jobs, samples, training
-from textgen.store import RunStore
+
+from textgen.data import samples
+from textgen.store.database import RunStore
+from textgen.training import jobs, planning
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], 
     run_ids = []
     with RunStore(home) as store:
         for kind in ("bahdanau", "gru"):
-            plan = training.plan_run(store, str(corpus), kind, preset="tiny",
+            plan = planning.plan_run(store, str(corpus), kind, preset="tiny",
                                      settings={"epochs": "2", "batch_size": "32", "eval_bleu_examples": "0"})
             run = jobs.run_job(store, jobs.submit(store, plan, background=False).id)
             assert run.status == "finished", run.error

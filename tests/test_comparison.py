@@ -1,4 +1,4 @@
-"""textgen.comparison: token differences, per-example scores and deltas against a baseline, inputs
+"""textgen.analysis.comparison: token differences, per-example scores and deltas against a baseline, inputs
 from the runs' shared test split, and a real side-by-side generation with three trained runs."""
 
 from __future__ import annotations
@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import copy_home
-from textgen import comparison
-from textgen.comparison import DiffSegment, RunOutput, build_table, render_diff, token_diff
-from textgen.errors import ConfigError, StoreError
-from textgen.evaluation import score
+
+from textgen.analysis import comparison
+from textgen.analysis.comparison import DiffSegment, RunOutput, build_table, render_diff, token_diff
+from textgen.core.errors import ConfigError, StoreError
+from textgen.scoring.metrics import score
 
 PAIRS = [
     ("", ""),
@@ -142,28 +142,28 @@ def demo_home(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 def _run_ids(home: Path) -> dict[str, str]:
-    from textgen.store import RunStore
+    from textgen.store.database import RunStore
 
     with RunStore(home) as store:
         return {run.kind: run.id for run in store.list_runs()}
 
 
 def test_inputs_come_from_the_shared_test_split(demo_home: Path) -> None:
-    from textgen import corpora
-    from textgen.store import RunStore
+    from textgen.data import registry
+    from textgen.store.database import RunStore
 
     ids = _run_ids(demo_home)
     with RunStore(demo_home) as store:
         drawn = comparison.split_inputs(store, list(ids.values()), start=2, limit=3)
         corpus_id = store.get_run(ids["gru"]).corpus_id
-        test = corpora.run_examples(store, corpus_id)["test"]
+        test = registry.run_examples(store, corpus_id)["test"]
     assert drawn.corpus_id == corpus_id and drawn.total == len(test)
     assert drawn.sources == [e.source for e in test[2:5]]
     assert drawn.references == [e.target for e in test[2:5]]
 
 
 def test_runs_of_different_corpora_have_no_common_split(demo_home: Path, tmp_path: Path) -> None:
-    from textgen.store import RunStore
+    from textgen.store.database import RunStore
 
     home = copy_home(demo_home, tmp_path / "home")
     ids = _run_ids(home)
@@ -178,7 +178,7 @@ def test_runs_of_different_corpora_have_no_common_split(demo_home: Path, tmp_pat
 
 def test_three_runs_side_by_side_on_test_inputs(demo_home: Path) -> None:
     from textgen.decoding import DecodingConfig
-    from textgen.store import RunStore
+    from textgen.store.database import RunStore
 
     ids = _run_ids(demo_home)
     run_ids = [ids["gru"], ids["bahdanau"], ids["transformer"]]

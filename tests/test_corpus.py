@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from textgen import corpus as corpus_module
-from textgen.config import CorpusConfig
-from textgen.corpus import (
+from textgen.core.errors import CorpusError
+from textgen.data import corpus as corpus_module
+from textgen.data.config import CorpusConfig
+from textgen.data.corpus import (
     MAX_REPORTED_REJECTIONS,
     MIN_EXAMPLES,
     Corpus,
@@ -32,7 +33,6 @@ from textgen.corpus import (
     split_corpus,
     texts_for_split,
 )
-from textgen.errors import CorpusError
 
 # ---------------------------------------------------------------------------------------------
 # helpers

@@ -1,4 +1,4 @@
-"""textgen.curves: metric rows -> per-run series by step, epoch or time; smoothing that depends on
+"""textgen.analysis.curves: metric rows -> per-run series by step, epoch or time; smoothing that depends on
 the x axis, not on how many points were logged."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from textgen import curves
-from textgen.store import MetricRow
+from textgen.analysis import curves
+from textgen.store.database import MetricRow
 
 
 def underlying(x: np.ndarray) -> np.ndarray:

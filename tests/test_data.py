@@ -6,18 +6,23 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np
-import pytest
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 tf = pytest.importorskip("tensorflow")
 
-from textgen.config import TokenizerConfig  # noqa: E402
-from textgen.data import (  # noqa: E402
-    EncodedPairs, bucket_boundaries_for, encode_pairs, lm_dataset, lm_num_batches,
-    pair_dataset, pair_num_batches,
+from textgen.core.errors import ConfigError, CorpusError  # noqa: E402
+from textgen.data.config import TokenizerConfig  # noqa: E402
+from textgen.data.pipeline import (  # noqa: E402
+    EncodedPairs,
+    bucket_boundaries_for,
+    encode_pairs,
+    lm_dataset,
+    lm_num_batches,
+    pair_dataset,
+    pair_num_batches,
 )
-from textgen.errors import ConfigError, CorpusError  # noqa: E402
-from textgen.tokenizers import BOS_ID, EOS_ID, PAD_ID, train_tokenizer  # noqa: E402
+from textgen.data.tokenizers import BOS_ID, EOS_ID, PAD_ID, train_tokenizer  # noqa: E402
 
 
 def make_pairs(n: int = 203, seed: int = 0) -> EncodedPairs:
@@ -237,7 +242,7 @@ def test_lm_training_windows_start_at_a_new_offset_each_epoch():
 
 def test_pipelines_do_not_autotune(pairs):
     # With autotuning, dropping an iterator (Keras does when fit returns) could wait for the
-    # autotuner's sleep: 2.7-4.0 s in 4 of 8 trials (textgen/data.py, PARALLEL_CALLS).
+    # autotuner's sleep: 2.7-4.0 s in 4 of 8 trials (textgen/data/pipeline.py, PARALLEL_CALLS).
     stream = np.arange(4, 4 + 50, dtype=np.int32)
     for dataset in (pair_dataset(pairs, batch_size=8, shuffle=True, seed=1, repeat=True),
                     lm_dataset(stream, context_length=8, batch_size=4, shuffle=True, seed=0, repeat=True)):

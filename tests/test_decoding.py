@@ -15,11 +15,19 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from textgen.config import TokenizerConfig  # noqa: E402
-from textgen.decoding import (DecodingConfig, decode_ids, filter_logits, generate,  # noqa: E402
-                              greedy_search, length_penalty, search, teacher_forced_attention)
+from textgen.core.errors import ConfigError  # noqa: E402
+from textgen.data.config import TokenizerConfig  # noqa: E402
+from textgen.decoding import (  # noqa: E402
+    DecodingConfig,
+    decode_ids,
+    filter_logits,
+    generate,
+    greedy_search,
+    length_penalty,
+    search,
+    teacher_forced_attention,
+)
 from textgen.decoding.decoder import decoder_prefix  # noqa: E402
-from textgen.errors import ConfigError  # noqa: E402
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 VOCAB = 8
@@ -491,7 +499,7 @@ def test_batched_decoding_equals_one_by_one(kind, strategy):
 
 @functools.lru_cache(maxsize=None)
 def _tokenizers():
-    from textgen.tokenizers import train_tokenizer
+    from textgen.data.tokenizers import train_tokenizer
 
     texts = ["the cat sat on the mat", "a dog ran in the park", "birds sing at dawn",
              "le chat est assis", "un chien court", "les oiseaux chantent"]

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 from rouge_score import rouge_scorer
 
-from textgen.evaluation import (METRIC_NAMES, EvaluationResult, export_csv, export_json,
-                                paired_significance, save_evaluation, score)
+from textgen.analysis.evaluation import save_evaluation
+from textgen.core.tables import export_csv, export_json
+from textgen.scoring.metrics import METRIC_NAMES, EvaluationResult, paired_significance, score
 
 SACREBLEU = Path(sys.executable).with_name("sacrebleu")
 
@@ -189,13 +190,14 @@ def test_save_evaluation_records_config_metrics_and_signature(store):
 
 
 def test_evaluate_run_scores_its_test_split_and_stores_the_result(store, tmp_path):
-    from textgen import jobs, samples, training
+    from textgen.analysis.evaluation import evaluate_run
+    from textgen.data import samples
     from textgen.decoding import DecodingConfig
-    from textgen.evaluation import evaluate_run
+    from textgen.training import jobs, planning
 
     corpus = tmp_path / "reverse.tsv"
     corpus.write_bytes(samples.sample_bytes("reverse", size=200, seed=1))
-    plan = training.plan_run(store, str(corpus), "gru", preset="tiny", settings={
+    plan = planning.plan_run(store, str(corpus), "gru", preset="tiny", settings={
         "batch_size": "32", "epochs": "1", "eval_bleu_examples": "0", "num_probe_samples": "0"})
     run = jobs.run_job(store, jobs.submit(store, plan, background=False).id)
     assert run.status == "finished", run.error

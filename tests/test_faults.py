@@ -23,11 +23,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, copy_home, open_app, run_cli, wait_for
-from textgen import artifacts, bundle, jobs, samples, training
-from textgen.errors import ConfigError, StoreError
-from textgen.store import ACTIVE_STATUSES, RunStore
+
+from textgen.core.errors import ConfigError, StoreError
+from textgen.data import samples
+from textgen.runs import bundle
+from textgen.store.database import ACTIVE_STATUSES, RunStore
+from textgen.training import artifacts, jobs, planning
 
 TINY = {"tokenizer": "char", "epochs": "1", "batch_size": "32", "eval_bleu_examples": "0",
         "num_probe_samples": "1"}
@@ -55,7 +57,7 @@ def _plain(markdown: str) -> str:
 
 def _leftovers(run_dir: Path) -> list[str]:
     """Temporary files anywhere under a run folder, and checkpoint folders nothing points at."""
-    from textgen.fsutil import is_temporary
+    from textgen.core.fsutil import is_temporary
 
     found = [str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if is_temporary(p.name)]
     index_path = run_dir / "checkpoints" / "index.json"
@@ -78,7 +80,7 @@ def test_case_22_bad_hyperparameters_from_form_cli_or_url_are_refused_before_a_j
                                   ({"dropout": "2"}, "dropout must be between 0.0 and 0.9"),
                                   ({"learning_rate": "nan"}, "learning_rate must be a number")]:
             with pytest.raises(ConfigError, match=message):
-                training.plan_run(store, dates, "gru", preset="tiny", settings=settings)
+                planning.plan_run(store, dates, "gru", preset="tiny", settings=settings)
         assert store.list_runs() == []
     result = run_cli("train", "--corpus", dates, "--model", "gru", "--preset", "tiny",
                      "--set", "learning_rate=1e9", "--background", home=home)
@@ -119,10 +121,10 @@ def test_case_23_a_diverging_run_fails_with_non_finite_loss_at_step_n_keeping_th
     import numpy as np
     import tensorflow as tf
 
-    from textgen import callbacks
     from textgen.models import ModelConfig, build_model
     from textgen.models.losses import MaskedCrossEntropy
     from textgen.models.persistence import load_model_dir
+    from textgen.training import callbacks
 
     config = ModelConfig(kind="gru", source_vocab_size=12, target_vocab_size=12, embedding_dim=8,
                          hidden_units=8, num_layers=1, dropout=0.0, max_source_length=8, max_target_length=8)
@@ -174,7 +176,7 @@ def test_case_24_out_of_memory_fails_the_run_with_a_suggested_batch_size_and_the
                               + "".join(rng.choice("abcdefghij") for _ in range(10)) + "\n" for _ in range(1000)))
     monkeypatch.setenv(jobs.MEMORY_LIMIT_ENV, "4000")
     with RunStore(home) as store:
-        plan = training.plan_run(store, str(corpus), "gru", preset="tiny",
+        plan = planning.plan_run(store, str(corpus), "gru", preset="tiny",
                                  settings={**TINY, "batch_size": "1000", "embedding_dim": "8192"})
         run = jobs.submit(store, plan)
         pid = store.get_run(run.id).pid
@@ -200,7 +202,7 @@ def test_case_25_sigkill_mid_epoch_is_crashed_within_seconds_and_resume_says_wha
     marks it `crashed` within seconds; resuming starts from the intact last checkpoint, says
     which steps (logged after that checkpoint, lost with the process) are trained again, and
     finishes with more steps than the checkpoint had."""
-    plan = training.plan_run(store, dates, "gru", preset="tiny",
+    plan = planning.plan_run(store, dates, "gru", preset="tiny",
                              settings={**TINY, "epochs": "300", "batch_size": "16", "eval_every_steps": "15",
                                        "log_every_seconds": "0"})
     run = jobs.submit(store, plan)
@@ -302,7 +304,7 @@ def test_case_27_disk_full_during_a_checkpoint_or_metric_write_fails_the_run_and
     the first checkpoint is still the last and loads, and the half-written one is gone.
     Disk full while writing metrics (SQLite's own "database or disk is full", after the first
     checkpoint): `failed` with that reason, the checkpoint intact."""
-    from textgen.training import TrainingError
+    from textgen.training.trainer import TrainingError
 
     real_fsync = os.fsync
     state = {"armed": False}
@@ -314,7 +316,7 @@ def test_case_27_disk_full_during_a_checkpoint_or_metric_write_fails_the_run_and
 
     monkeypatch.setattr(os, "fsync", fsync)
     settings = {**TINY, "epochs": "3", "batch_size": "16"}
-    run = jobs.submit(store, training.plan_run(store, dates, "gru", preset="tiny", settings=settings),
+    run = jobs.submit(store, planning.plan_run(store, dates, "gru", preset="tiny", settings=settings),
                       background=False)
 
     def arm(progress: dict) -> None:  # after the first evaluation; its checkpoint is saved right after
@@ -334,7 +336,7 @@ def test_case_27_disk_full_during_a_checkpoint_or_metric_write_fails_the_run_and
     assert artifacts.load_trained(store.run_dir(run.id), "last").checkpoint.name == last.name
     assert _leftovers(store.run_dir(run.id)) == []
 
-    run = jobs.submit(store, training.plan_run(store, dates, "gru", preset="tiny",
+    run = jobs.submit(store, planning.plan_run(store, dates, "gru", preset="tiny",
                                                settings={**settings, "log_every_seconds": "0"}), background=False)
 
     def fill(progress: dict) -> None:
@@ -409,7 +411,7 @@ def test_case_31_two_users_starting_jobs_at_once_are_queued_with_distinct_ids(
     while the other waits `queued`, never both running; deleting them stops both processes."""
     monkeypatch.setenv(jobs.MAX_JOBS_ENV, "1")
     with RunStore(home) as store:
-        plan = training.plan_run(store, dates, "gru", preset="tiny",
+        plan = planning.plan_run(store, dates, "gru", preset="tiny",
                                  settings={**TINY, "epochs": "300", "batch_size": "16", "eval_every_steps": "50"})
     barrier = threading.Barrier(2)
     started: list[str] = []
@@ -447,7 +449,7 @@ def test_case_31_two_users_starting_jobs_at_once_are_queued_with_distinct_ids(
 
 _STORE_WRITER = """
 import sys, time
-from textgen.store import RunStore, SampleRow
+from textgen.store.database import RunStore, SampleRow
 home, worker, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 with RunStore(home) as store:  # a brand-new store: the processes race to create it
     run = store.create_run(label=f"w{worker}", kind="gru", config={"worker": worker})
@@ -644,7 +646,7 @@ def test_case_36_path_traversal_in_labels_ids_and_export_names_is_refused_and_pa
     parameters or the CLI that are not ids (`../..`, absolute, `CON`, NUL) are refused or
     ignored, never joined; export names come from checked ids; a folder that is a symlink out of
     TEXTGEN_HOME is refused; and pages given such query parameters show no traceback."""
-    from textgen.fsutil import safe_join
+    from textgen.core.fsutil import safe_join
 
     home = copy_home(trained_home, tmp_path / "h")
     outside = tmp_path / "outside"

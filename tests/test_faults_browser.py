@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-
+from browser import chromium_page, streamlit_server
 from conftest import wait_for
 
-from browser import chromium_page, streamlit_server
-from textgen import jobs, samples, training
-from textgen.store import RunStore
+from textgen.data import samples
+from textgen.store.database import RunStore
+from textgen.training import jobs, planning
 
 pytestmark = pytest.mark.browser
 
@@ -46,7 +46,7 @@ def job(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     corpus = base / "dates.tsv"
     corpus.write_bytes(samples.sample_bytes("dates", size=300, seed=28))
     with RunStore(home) as store:
-        plan = training.plan_run(store, str(corpus), "gru", preset="tiny", label="long job",
+        plan = planning.plan_run(store, str(corpus), "gru", preset="tiny", label="long job",
                                  settings={"tokenizer": "char", "epochs": "400", "batch_size": "16",
                                            "eval_every_steps": "30", "eval_bleu_examples": "0",
                                            "num_probe_samples": "1", "log_every_seconds": "0.5"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textgen import hardware
+from textgen.core import hardware
 
 FLAGS_LINE = "flags\t\t: fpu vme avx2 avx512f {extra} fma\n"
 

@@ -12,7 +12,6 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-
 from browser import chromium_page, streamlit_server
 from conftest import copy_home, wait_for
 
@@ -46,7 +45,7 @@ def _wait(predicate, timeout: float, what: str):
 
 def _hostile_home(trained_home: Path, tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """trained_home with hostile run labels and hostile probe outputs; kind -> run id."""
-    from textgen.store import RunStore, SampleRow
+    from textgen.store.database import RunStore, SampleRow
 
     home = copy_home(trained_home, tmp_path / "home")
     with RunStore(home) as store:

@@ -23,12 +23,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, copy_home, run_cli
-from textgen import corpora, samples
-from textgen.config import CorpusConfig
-from textgen.corpus import MIN_EXAMPLES, build_report, read_corpus
-from textgen.errors import ConfigError, CorpusError
+
+from textgen.core.errors import ConfigError, CorpusError
+from textgen.data import registry, samples
+from textgen.data.config import CorpusConfig
+from textgen.data.corpus import MIN_EXAMPLES, build_report, read_corpus
 
 CORPUS_PAGE = str(ROOT / "pages" / "1_Corpus.py")
 TRAIN_PAGE = str(ROOT / "pages" / "2_Train.py")
@@ -46,7 +46,7 @@ def tsv(count: int, start: int = 0, *, sep: str = "\n") -> str:
 
 def corpus_state(home: Path) -> tuple[list[str], list[str]]:
     """Registered corpus ids and the folders under corpora/ (both sorted)."""
-    from textgen.store import RunStore
+    from textgen.store.database import RunStore
 
     with RunStore(home) as store:
         ids = sorted(c.id for c in store.list_corpora())
@@ -55,7 +55,7 @@ def corpus_state(home: Path) -> tuple[list[str], list[str]]:
 
 
 def run_state(home: Path) -> tuple[list[str], list[str]]:
-    from textgen.store import RunStore
+    from textgen.store.database import RunStore
 
     with RunStore(home) as store:
         ids = sorted(r.id for r in store.list_runs())
@@ -66,11 +66,11 @@ def run_state(home: Path) -> tuple[list[str], list[str]]:
 def assert_rejected(home: Path, data: bytes, *words: str, config: CorpusConfig = CorpusConfig()) -> str:
     """Register `data` as the app's Save and the CLI's `corpus add` do; it must raise CorpusError
     naming every one of `words`, and leave the store as it was. Returns the message."""
-    from textgen.store import RunStore
+    from textgen.store.database import RunStore
 
     before = corpus_state(home)
     with RunStore(home) as store, pytest.raises(CorpusError) as caught:
-        corpora.register(store, data, config, origin="upload", label="upload.tsv")
+        registry.register(store, data, config, origin="upload", label="upload.tsv")
     message = str(caught.value)
     for word in words:
         assert word in message, message
@@ -163,13 +163,13 @@ def test_case_03_latin1_bytes_are_refused_with_offset_and_hint(home: Path) -> No
 def test_case_04_bom_files_are_accepted_without_the_bom_in_token_or_header(home: Path, encoding: str) -> None:
     """UTF-8 with BOM and UTF-16 LE/BE with BOM: accepted; the BOM is not in the first token of a
     TSV nor in the CSV header (the source column is still found by its name)."""
-    from textgen.store import RunStore
+    from textgen.store.database import RunStore
 
     bom = {"utf-8-sig": b"", "utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff"}[encoding]
     with RunStore(home) as store:
         for text in (tsv(12), "source,target\n" + "".join(f"s{i},t{i}\n" for i in range(12))):
-            record = corpora.register(store, bom + text.encode(encoding), CorpusConfig(), origin="upload", label="b")
-            loaded = corpora.load_registered(store, record.id)
+            record = registry.register(store, bom + text.encode(encoding), CorpusConfig(), origin="upload", label="b")
+            loaded = registry.load_registered(store, record.id)
             first = loaded.corpus.examples[0]
             assert loaded.corpus.encoding == encoding
             assert first.source in ("source sentence 0", "s0") and "\ufeff" not in first.source
@@ -347,7 +347,7 @@ def test_case_12_hostile_upload_names_are_escaped_labels_never_paths(home: Path,
         assert "\n" not in shown[0] and "\u202e" not in shown[0]
         click(app, "corpus-save")
         assert app.success, [e.value for e in app.error]
-    from textgen.store import RunStore
+    from textgen.store.database import RunStore
 
     with RunStore(home) as store:
         uploads = [c for c in store.list_corpora() if c.origin == "upload"]
@@ -407,9 +407,9 @@ def test_case_14_duplicates_copies_and_constant_targets_are_warned_with_a_dedupe
 def test_case_15_composed_decomposed_and_full_width_are_normalised_the_same_everywhere() -> None:
     """Composed vs decomposed accents are one string (NFC) in the corpus, the tokenizer and the
     scores; full-width forms are kept as written (NFC, not NFKC) the same way in all three."""
-    from textgen.config import TokenizerConfig
-    from textgen.evaluation import score
-    from textgen.tokenizers import train_tokenizer
+    from textgen.data.config import TokenizerConfig
+    from textgen.data.tokenizers import train_tokenizer
+    from textgen.scoring.metrics import score
 
     composed, decomposed, wide = "café", "cafe\u0301", "ＡＢＣ１２"
     corpus = read_corpus("".join(f"{decomposed} {wide} {i}\t{composed} {i}\n" for i in range(12)).encode())
@@ -434,8 +434,8 @@ def test_case_16_invisible_bidi_and_ansi_are_marked_in_previews_logs_and_labels(
     """Zero-width and bidi-override characters and ANSI escapes: counted in the corpus report's
     warnings, marked ⟨U+XXXX⟩ in the Corpus page's preview, in the CLI's output (logs) and in run
     labels everywhere, so a label cannot pose as another run's and ESC never reaches a terminal."""
-    from textgen import bundle
-    from textgen.store import RunStore
+    from textgen.runs import bundle
+    from textgen.store.database import RunStore
 
     content = "".join(f"{SPOOFS[k]} {i}\tplain {i}\n" for i, k in enumerate(list(SPOOFS) * 5))
     app = upload(open_corpus_page(), "spoof.tsv", content.encode())
@@ -470,11 +470,11 @@ def test_case_17_emoji_cjk_rtl_and_combining_marks_run_and_label_attention() -> 
     import keras
 
     from pages.ui import heatmaps
-    from textgen.attention_views import from_generation
-    from textgen.config import TokenizerConfig
+    from textgen.analysis.attention_views import from_generation
+    from textgen.data.config import TokenizerConfig
+    from textgen.data.tokenizers import train_tokenizer
     from textgen.decoding import DecodingConfig, generate
     from textgen.models import build_model, preset_config
-    from textgen.tokenizers import train_tokenizer
 
     lines = ["😀 👍🏽 family 👨‍👩‍👧", "中文 日本語 한국어", "שלום עולם", "مرحبا بالعالم", "e\u0301 n\u0303 a\u0308\u0332"]
     corpus = read_corpus("".join(f"{lines[i % 5]} {i}\t{lines[(i + 2) % 5]} {i}\n" for i in range(15)).encode())
@@ -508,7 +508,7 @@ def test_case_18_markup_in_corpus_and_generated_text_is_only_ever_text(home: Pat
     punctuation escaped, and chart labels with markup as numeric references; token diffs mark
     changes with [-…-]{+…+} as plain text. tests/test_hostile_browser.py proves the DOM."""
     from pages.ui import chart_label, message
-    from textgen.comparison import render_diff, token_diff
+    from textgen.analysis.comparison import render_diff, token_diff
 
     content = "".join(f"{HOSTILE[i % 3]} {i}\t{HOSTILE[(i + 1) % 3]} {i}\n" for i in range(30))
     app = upload(open_corpus_page(), "<img src=x onerror=alert(1)>.tsv", content.encode())
@@ -529,10 +529,13 @@ def test_case_18_markup_in_corpus_and_generated_text_is_only_ever_text(home: Pat
 
 def test_case_19_exported_csv_cells_that_look_like_formulas_are_neutralised(demo_home: Path) -> None:
     """Every CSV export (Evaluate's leaderboard and per-sentence downloads, the Runs page's
-    metrics CSV, evaluation.export_csv) prefixes cells starting with = + - @ (also after spaces,
+    metrics CSV, tables.export_csv) prefixes cells starting with = + - @ (also after spaces,
     tab, and full-width forms) with an apostrophe; numbers stay numbers."""
-    from textgen import bundle, evaluation, leaderboard
-    from textgen.store import RunStore
+    from textgen.analysis import leaderboard
+    from textgen.core import tables
+    from textgen.runs import bundle
+    from textgen.scoring.metrics import score
+    from textgen.store.database import RunStore
 
     def cells(text: str) -> list[str]:
         return [cell for row in csv.reader(io.StringIO(text)) for cell in row]
@@ -561,9 +564,9 @@ def test_case_19_exported_csv_cells_that_look_like_formulas_are_neutralised(demo
                     for r in runs}
         sentences = leaderboard.to_csv(leaderboard.example_rows(examples))
         assert_inert(sentences, set())
-    result = evaluation.score(list(FORMULAS), list(FORMULAS), sources=list(FORMULAS), bootstrap_samples=1)
+    result = score(list(FORMULAS), list(FORMULAS), sources=list(FORMULAS), bootstrap_samples=1)
     buffer = io.StringIO()
-    evaluation.export_csv(result, buffer)
+    tables.export_csv(result, buffer)
     assert_inert(buffer.getvalue(), set(FORMULAS))
 
 
@@ -584,21 +587,21 @@ def test_case_20_a_vocabulary_explosion_is_capped_estimated_and_refused_over_bud
     Train page before any run exists, saying what to lower."""
     from streamlit.testing.v1 import AppTest
 
-    from textgen import estimates, training
-    from textgen.store import RunStore
+    from textgen.store.database import RunStore
+    from textgen.training import estimates, planning
 
     monkeypatch.setenv(estimates.MEMORY_BUDGET_ENV, "1536")
     path = _hex_corpus(tmp_path / "hex.tsv")
     with RunStore(home) as store:
-        record = corpora.register_reference(store, str(path))
-        report = corpora.saved_report(store, record.id)
+        record = registry.register_reference(store, str(path))
+        report = registry.saved_report(store, record.id)
         assert any(w.startswith("vocabulary explosion: 60,000 distinct words") for w in report["warnings"])
-        plan = training.plan_run(store, record.id, "gru", preset="tiny")
+        plan = planning.plan_run(store, record.id, "gru", preset="tiny")
         assert plan.source_tokenizer.vocab_size == plan.target_tokenizer.vocab_size == 8000  # the cap
         estimate = estimates.estimate_memory(plan.config.model, plan.config.train)
         assert estimate.logits_bytes == 3 * 4 * 64 * 128 * 8000 and not estimate.over_budget
         with pytest.raises(ConfigError, match=r"over the 1\.5 GB budget.*output logits.*Lower vocab_size"):
-            training.plan_run(store, record.id, "gru", preset="tiny", settings={"vocab_size": "1000000"})
+            planning.plan_run(store, record.id, "gru", preset="tiny", settings={"vocab_size": "1000000"})
     assert run_state(home) == ([], [])
 
     err = assert_cli_refuses(run_cli("train", "--corpus", record.id, "--model", "gru", "--preset", "tiny",
@@ -628,20 +631,22 @@ def test_case_21_long_sequences_are_truncated_with_a_count_and_decoding_ends(
     import keras
     import numpy as np
 
-    from textgen import artifacts, comparison, data, estimates, training
-    from textgen.models import build_model
+    from textgen.analysis import comparison
+    from textgen.data import pipeline
     from textgen.decoding import DecodingConfig, generate
-    from textgen.store import RunStore
+    from textgen.models import build_model
+    from textgen.store.database import RunStore
+    from textgen.training import artifacts, estimates, planning
 
     home = copy_home(trained_home, tmp_path / "home")
     rows = [(f"s{i} " + "long " * (i % 4 * 5), f"t{i} " + "word " * (i % 3 * 6)) for i in range(60)]
     (tmp_path / "long.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in rows), encoding="utf-8")
     with RunStore(home) as store:
-        plan = training.plan_run(store, str(tmp_path / "long.tsv"), "gru", preset="tiny",
+        plan = planning.plan_run(store, str(tmp_path / "long.tsv"), "gru", preset="tiny",
                                  settings={"max_source_length": "8", "max_target_length": "8"})
         overflow = estimates.length_overflow(store, plan)
-        train = corpora.run_examples(store, plan.config.corpus_id)["train"]
-        encoded = data.encode_pairs([e.source for e in train], [e.target for e in train], plan.source_tokenizer,
+        train = registry.run_examples(store, plan.config.corpus_id)["train"]
+        encoded = pipeline.encode_pairs([e.source for e in train], [e.target for e in train], plan.source_tokenizer,
                                     plan.target_tokenizer, max_source_length=8, max_target_length=8)
         assert (overflow.sources_truncated, overflow.targets_truncated) == (
             encoded.num_source_truncated, encoded.num_target_truncated)

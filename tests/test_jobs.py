@@ -12,11 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, run_cli, wait_for
-from textgen import artifacts, jobs, samples, training
-from textgen.errors import TextgenError
-from textgen.store import RunStore
+
+from textgen.core.errors import TextgenError
+from textgen.data import samples
+from textgen.store.database import RunStore
+from textgen.training import artifacts, jobs, planning
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def _wait_for(predicate, timeout: float, what: str):
 
 def _long_plan(store: RunStore, corpus: str, **settings: str):
     # Long enough to be caught running; frequent evaluations so checkpoints appear early.
-    return training.plan_run(store, corpus, "gru", preset="tiny",
+    return planning.plan_run(store, corpus, "gru", preset="tiny",
                              settings={"epochs": "200", "batch_size": "16", "eval_every_steps": "5",
                                        "eval_bleu_examples": "0", "num_probe_samples": "1", **settings})
 
@@ -184,9 +185,9 @@ def test_mirrored_strategy_trains_on_two_logical_devices(home: Path, corpus: str
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from textgen import jobs, training
-        from textgen.store import RunStore
+        from textgen.store.database import RunStore
         with RunStore() as store:
-            plan = training.plan_run(store, {corpus!r}, "gru", preset="tiny",
+            plan = planning.plan_run(store, {corpus!r}, "gru", preset="tiny",
                                      settings={{"strategy": "mirrored", "epochs": "1", "batch_size": "32",
                                                "eval_bleu_examples": "8"}})
             run = jobs.run_job(store, jobs.submit(store, plan, background=False).id)

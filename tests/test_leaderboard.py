@@ -1,4 +1,4 @@
-"""textgen.leaderboard: leaderboard rows, significance matrices and per-sentence data from stored
+"""textgen.analysis.leaderboard: leaderboard rows, significance matrices and per-sentence data from stored
 evaluations (the three demo runs of `trained_home`), and exports that neutralise formulas."""
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import DEMO_KINDS, copy_home
-from textgen import evaluation, leaderboard
-from textgen.errors import StoreError
-from textgen.store import RunStore
+
+from textgen.analysis import leaderboard
+from textgen.core.errors import StoreError
+from textgen.scoring.metrics import METRIC_NAMES, SENTENCE_METRICS
+from textgen.store.database import RunStore
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def test_leaderboard_rows_have_every_metric_with_its_interval(demo_home: Path) -
     for row in rows:
         assert row["split"] == "test" and row["decoding"] == "greedy"
         assert row["evaluation_id"] == stored[row["run_id"]].id
-        for name in evaluation.METRIC_NAMES:
+        for name in METRIC_NAMES:
             assert row[name] == stored[row["run_id"]].metrics[name]["value"]
             assert row[f"{name}_low"] <= row[name] <= row[f"{name}_high"]
     bleu = [row["bleu"] for row in rows]
@@ -77,7 +78,7 @@ def test_examples_match_the_stored_file(demo_home: Path, demo_examples) -> None:
                               f"evaluation-{data.evaluation_id}.json").read_text(encoding="utf-8"))
         assert data.hypotheses == [e["hypothesis"] for e in payload["examples"]]
         assert len(data) == len(data.references) == len(data.sources) == 30
-        assert set(data.sentence_scores) == set(evaluation.SENTENCE_METRICS)
+        assert set(data.sentence_scores) == set(SENTENCE_METRICS)
         assert all(0.0 <= s <= 100.0 for scores in data.sentence_scores.values() for s in scores)
 
 
@@ -121,12 +122,12 @@ def test_different_examples_are_refused_with_an_explanation(demo_examples) -> No
 
 def test_sentence_rows_for_distributions_and_download(demo_examples) -> None:
     rows = leaderboard.sentence_score_rows(demo_examples)
-    assert len(rows) == 3 * len(evaluation.SENTENCE_METRICS) * 30
+    assert len(rows) == 3 * len(SENTENCE_METRICS) * 30
     assert {row["system"] for row in rows} == set(demo_examples)
     examples = leaderboard.example_rows(demo_examples)
     assert len(examples) == 90
     assert set(examples[0]) == {"run_id", "evaluation_id", "index", "source", "reference", "hypothesis",
-                                *evaluation.SENTENCE_METRICS}
+                                *SENTENCE_METRICS}
 
 
 def test_csv_export_neutralises_formulas_and_keeps_numbers() -> None:

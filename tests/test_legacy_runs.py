@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from textgen import artifacts, bundle
 from textgen.decoding import DecodingConfig, generate
 from textgen.models import MODEL_KINDS
-from textgen.store import RunStore
+from textgen.runs import bundle
+from textgen.store.database import RunStore
+from textgen.training import artifacts
 
 LEGACY = Path(__file__).resolve().parent / "fixtures" / "legacy"
 EXPECTED = json.loads((LEGACY / "expected.json").read_text())

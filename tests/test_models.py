@@ -13,11 +13,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from textgen.errors import ConfigError, StoreError
-from textgen.models import (MODEL_KINDS, PRESET_NAMES, ModelConfig, build_model, flops_per_token,
-                            load_model_dir, parameter_count, preset_config, save_model)
-from textgen.models.losses import (MaskedCrossEntropy, MaskedPerplexity, MaskedTokenAccuracy,
-                                   masked_cross_entropy)
+from textgen.core.errors import ConfigError, StoreError
+from textgen.models import (
+    MODEL_KINDS,
+    PRESET_NAMES,
+    ModelConfig,
+    build_model,
+    flops_per_token,
+    load_model_dir,
+    parameter_count,
+    preset_config,
+    save_model,
+)
+from textgen.models.losses import MaskedCrossEntropy, MaskedPerplexity, MaskedTokenAccuracy, masked_cross_entropy
 
 ROOT = Path(__file__).resolve().parent.parent
 BOS, EOS = 2, 3

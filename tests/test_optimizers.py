@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from textgen.optimizers import FusedAdam, FusedAdamW
-from textgen.schedules import WarmupCosine
+from textgen.training.optimizers import FusedAdam, FusedAdamW
+from textgen.training.schedules import WarmupCosine
 
 
 def _model(seed: int) -> keras.Model:
@@ -73,8 +73,8 @@ def test_the_fused_kernel_is_what_runs() -> None:
 
 
 def test_build_optimizer_decays_matrices_only_and_uses_the_configured_betas() -> None:
-    from textgen.config import TrainConfig
-    from textgen.training import build_optimizer
+    from textgen.training.config import TrainConfig
+    from textgen.training.trainer import build_optimizer
 
     model = _model(seed=5)
     train = TrainConfig(optimizer="adamw", weight_decay=0.5, learning_rate=0.1, schedule="constant",

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import copy_home, open_app
 from streamlit.testing.v1 import AppTest
 
-from conftest import copy_home, open_app
 from pages.ui import chart_label
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +46,7 @@ def demo_home(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 @pytest.fixture
 def runs(demo_home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    from textgen.store import RunStore
+    from textgen.store.database import RunStore
 
     monkeypatch.setenv("TEXTGEN_HOME", str(demo_home))
     with RunStore(demo_home) as store:
@@ -106,7 +106,7 @@ def test_changing_the_view_or_opening_the_same_link_never_runs_the_model_again(
         runs: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """The model runs once per (run, checkpoint, input, reference): another kind, layer or head,
     and a second session opening the same link, reuse it; a new input runs it again."""
-    from textgen import attention_views
+    from textgen.analysis import attention_views
 
     real, calls = attention_views.attention_for_input, []
 

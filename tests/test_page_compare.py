@@ -8,9 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from conftest import copy_home, open_app
+from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "4_Compare.py")
@@ -36,7 +35,7 @@ def demo_home(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 @pytest.fixture
 def runs(demo_home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    from textgen.store import RunStore
+    from textgen.store.database import RunStore
 
     monkeypatch.setenv("TEXTGEN_HOME", str(demo_home))
     with RunStore(demo_home) as store:
@@ -44,11 +43,11 @@ def runs(demo_home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 
 def _test_split(home: Path, run_id: str) -> list:
-    from textgen import corpora
-    from textgen.store import RunStore
+    from textgen.data import registry
+    from textgen.store.database import RunStore
 
     with RunStore(home) as store:
-        return corpora.run_examples(store, store.get_run(run_id).corpus_id)["test"]
+        return registry.run_examples(store, store.get_run(run_id).corpus_id)["test"]
 
 
 def test_empty_store_says_what_to_do(home: Path) -> None:

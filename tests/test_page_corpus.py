@@ -25,7 +25,7 @@ def open_page() -> AppTest:
 
 
 def saved_corpora(home: Path):
-    from textgen.store import RunStore
+    from textgen.store.database import RunStore
 
     with RunStore(home) as store:
         return store.list_corpora()
@@ -39,7 +39,7 @@ def upload(app: AppTest, name: str, data: bytes, mime: str = "text/tab-separated
 
 
 def dates_tsv(size: int = 200) -> bytes:
-    from textgen import samples
+    from textgen.data import samples
 
     return samples.sample_bytes("dates", size=size, seed=3)
 

@@ -6,9 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from conftest import copy_home
+from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "7_Report.py")
@@ -36,7 +35,7 @@ def report_home(trained_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_build_report_offers_a_download(report_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
-    from textgen.store import RunStore
+    from textgen.store.database import RunStore
 
     # Record what the download serves (streamlit's own storage, still doing its job).
     served: list[tuple[str | None, bytes, str]] = []
@@ -78,7 +77,7 @@ def test_crafted_query_parameters_are_clamped_or_ignored(report_home: Path) -> N
     app.query_params["examples"] = "99999"
     app.run()
     assert not app.exception, app.exception
-    from textgen.report import MAX_EXAMPLES
+    from textgen.analysis.report import MAX_EXAMPLES
 
     assert app.number_input(key="report-examples").value == MAX_EXAMPLES
     # Unknown ids are dropped; the picker falls back to the newest runs.

@@ -1,5 +1,5 @@
 """The Runs page (AppTest) with an empty store and with the three demo runs, plus the run bundle
-(textgen.bundle) it offers for download."""
+(textgen.runs.bundle) it offers for download."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import copy_home, open_app
 from streamlit.testing.v1 import AppTest
 
-from conftest import copy_home, open_app
-from textgen import bundle
-from textgen.errors import ConfigError, StoreError
-from textgen.store import RunStore
-from textgen.text import chart_text
+from textgen.core.errors import ConfigError, StoreError
+from textgen.core.text import chart_text
+from textgen.runs import bundle
+from textgen.store.database import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "3_Runs.py")
@@ -84,7 +84,7 @@ def test_crafted_query_parameters_never_break_the_page(demo_runs: dict[str, str]
 def test_new_metrics_appear_on_the_next_run(demo_home: Path, demo_runs: dict[str, str]) -> None:
     """A training run's curves are a polling fragment that re-reads the store each tick (AppTest
     does not tick: run again)."""
-    from textgen import jobs
+    from textgen.training import jobs
 
     gru = demo_runs["gru"]
     with RunStore(demo_home) as store:  # "running" in this (live) process, so reconcile keeps it
@@ -163,7 +163,7 @@ def test_delete_needs_confirmation_and_removes_the_run(demo_home: Path, demo_run
 
 
 def test_bundle_unzips_into_a_loadable_run(demo_home: Path, demo_runs: dict[str, str], tmp_path: Path) -> None:
-    from textgen import artifacts
+    from textgen.training import artifacts
 
     gru = demo_runs["gru"]
     with RunStore(demo_home) as store:
@@ -201,7 +201,8 @@ def test_live_curve_updates_in_chromium_within_two_seconds(trained_home: Path, t
     import time
 
     from browser import chromium_page, streamlit_server
-    from textgen import jobs
+
+    from textgen.training import jobs
 
     home = copy_home(trained_home, tmp_path / "home")
     with RunStore(home) as store:

@@ -10,9 +10,8 @@ import re
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from conftest import DEMO_KINDS, copy_home, open_app
+from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "2_Train.py")
@@ -30,15 +29,15 @@ def open_page(**query: str) -> AppTest:
 
 
 def list_runs(home: Path):
-    from textgen.store import RunStore
+    from textgen.store.database import RunStore
 
     with RunStore(home) as store:
         return store.list_runs()
 
 
 def delete_runs(home: Path, run_ids) -> None:
-    from textgen import jobs
-    from textgen.store import ACTIVE_STATUSES, RunStore
+    from textgen.store.database import ACTIVE_STATUSES, RunStore
+    from textgen.training import jobs
 
     with RunStore(home) as store:
         for run_id in run_ids:
@@ -64,7 +63,7 @@ def test_link_prefills_the_form(home: Path) -> None:
     assert app.selectbox(key="train-kind-pairs").value == "transformer"
     assert app.selectbox(key="train-train-matmul_precision").options == ["float32", "bfloat16"]
     assert app.selectbox(key="train-train-matmul_precision").value == "bfloat16"
-    from textgen import hardware
+    from textgen.core import hardware
 
     # What the setting does on this CPU: faster where native, emulated and slower where not.
     assert [c.value for c in app.caption if "matmul_precision = bfloat16" in c.value] == [hardware.bfloat16_note()]
@@ -94,11 +93,11 @@ def test_crafted_link_values_are_ignored_with_a_warning(home: Path) -> None:
 
 
 def test_text_corpus_offers_only_language_models(home: Path) -> None:
-    from textgen import corpora
-    from textgen.store import RunStore
+    from textgen.data import registry
+    from textgen.store.database import RunStore
 
     with RunStore(home) as store:
-        tales = corpora.register_reference(store, "sample:tales")
+        tales = registry.register_reference(store, "sample:tales")
     app = open_page(corpus=tales.id, model="transformer")
     assert app.selectbox(key="train-corpus").value == tales.id
     assert app.selectbox(key="train-kind-text").options == ["transformer-lm", "lstm-lm"]
@@ -203,7 +202,7 @@ def test_demo_button_on_the_home_page_starts_three_runs(home: Path) -> None:
 
 
 def test_demo_plans_are_valid_and_bounded(store) -> None:
-    from textgen import demo, estimates
+    from textgen.training import demo, estimates
 
     plans = demo.plan_demo(store)
     assert [p.config.model.kind for p in plans] == list(demo.DEMO_KINDS)
@@ -217,9 +216,9 @@ def test_demo_plans_are_valid_and_bounded(store) -> None:
 
 
 def test_estimate_scales_with_flops_and_says_its_basis(store) -> None:
-    from textgen import estimates, training
+    from textgen.training import estimates, planning
 
-    small = training.plan_run(store, "sample:dates", "transformer", preset="tiny", settings={"epochs": "4"})
+    small = planning.plan_run(store, "sample:dates", "transformer", preset="tiny", settings={"epochs": "4"})
     tokens = estimates.tokens_per_epoch(store, small)
     assert 2400 * 5 < tokens < 2400 * 12  # word tokens of an ISO date + </s>
     reference = estimates.estimate_training_time(small, tokens, None)
@@ -232,7 +231,7 @@ def test_estimate_scales_with_flops_and_says_its_basis(store) -> None:
 
 
 def test_histogram_bins_and_durations() -> None:
-    from textgen import estimates
+    from textgen.training import estimates
 
     bins = estimates.histogram_bins({"histogram": {"edges": [1, 2, 4, 6], "counts": [3, 0, 5]}})
     assert [(b["bin"], b["count"]) for b in bins] == [("1", 3), ("2-3", 0), ("4-5", 5)]
@@ -270,8 +269,8 @@ def test_job_list_notices_a_job_started_elsewhere_and_then_follows_it_every_seco
 
     from browser import chromium_page, streamlit_server
 
-    from textgen import jobs
-    from textgen.store import RunStore
+    from textgen.store.database import RunStore
+    from textgen.training import jobs
 
     home = copy_home(trained_home, tmp_path / "h")
     run = list_runs(home)[0]

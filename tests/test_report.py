@@ -15,7 +15,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
 from conftest import copy_home
 
 HOSTILE = ("<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "[x](javascript:alert(1))", "\u202e")
@@ -79,15 +78,16 @@ def _hostile_corpus(path: Path) -> Path:
 def report_runs(trained_home: Path, tmp_path_factory: pytest.TempPathFactory):
     """A copy of trained_home plus a hostile run (trained and evaluated) and an untrained run;
     yields (home, {kind or "hostile" or "untrained": RunRecord})."""
-    from textgen import evaluation, jobs, training
+    from textgen.analysis import evaluation
     from textgen.decoding import DecodingConfig
-    from textgen.store import RunStore
+    from textgen.store.database import RunStore
+    from textgen.training import jobs, planning
 
     base = tmp_path_factory.mktemp("report")
     home = copy_home(trained_home, base / "home")
     with RunStore(home) as store:
         runs = {run.kind: run for run in store.list_runs()}
-        plan = training.plan_run(
+        plan = planning.plan_run(
             store, str(_hostile_corpus(base / "hostile.tsv")), "bahdanau", preset="tiny", label=HOSTILE_LABEL,
             settings={"tokenizer": "char", "epochs": "1", "batch_size": "16", "eval_bleu_examples": "4"})
         hostile = jobs.run_job(store, jobs.submit(store, plan, background=False).id)
@@ -101,8 +101,8 @@ def report_runs(trained_home: Path, tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def built(report_runs):
     """The report of all five runs, as text, parsed, and written to a file."""
-    from textgen import report
-    from textgen.store import RunStore
+    from textgen.analysis import report
+    from textgen.store.database import RunStore
 
     home, runs = report_runs
     with RunStore(home) as store:
@@ -118,7 +118,7 @@ EXPECTED_FIGURES = 1 + 4 + 3
 
 
 def test_hostile_text_is_only_ever_text(built, report_runs) -> None:
-    from textgen.text import visible
+    from textgen.core.text import visible
 
     markup, document, _ = built
     # Scripts: plotly's config and library (once), then one Plotly.newPlot per figure.
@@ -138,8 +138,8 @@ def test_hostile_text_is_only_ever_text(built, report_runs) -> None:
 
 
 def test_report_loads_nothing_from_the_network(built) -> None:
-    from textgen import report
-    from textgen.report import CONTENT_SECURITY_POLICY
+    from textgen.analysis import report
+    from textgen.analysis.report import CONTENT_SECURITY_POLICY
 
     _, document, _ = built
     for tag, attrs in document.elements:
@@ -164,7 +164,7 @@ def test_report_loads_nothing_from_the_network(built) -> None:
 
 
 def test_report_has_every_run_leaderboard_and_figures(built, report_runs) -> None:
-    from textgen.text import visible
+    from textgen.core.text import visible
 
     _, document, _ = built
     _, runs = report_runs
@@ -185,13 +185,15 @@ def test_report_has_every_run_leaderboard_and_figures(built, report_runs) -> Non
 
 
 def test_report_of_a_run_without_checkpoint_or_evaluation(store) -> None:
-    from textgen import report, samples, training
+    from textgen.analysis import report
+    from textgen.data import samples
+    from textgen.training import planning
 
     corpus = store.home.parent / "dates.tsv"
     corpus.write_bytes(samples.sample_bytes("dates", size=60, seed=3))
-    plan = training.plan_run(store, str(corpus), "transformer", preset="tiny", label="planned only",
+    plan = planning.plan_run(store, str(corpus), "transformer", preset="tiny", label="planned only",
                              settings={"tokenizer": "char"})
-    run = training.create_run(store, plan)
+    run = planning.create_run(store, plan)
     document = Document(report.build_report(store, [run.id], examples=2))
     assert "it has no checkpoint yet" in document.text
     assert f"{plan.parameter_count:,}" in document.text
@@ -203,8 +205,8 @@ def test_report_of_a_run_without_checkpoint_or_evaluation(store) -> None:
 
 
 def test_build_report_refuses_bad_arguments(store) -> None:
-    from textgen import report
-    from textgen.errors import ConfigError, StoreError
+    from textgen.analysis import report
+    from textgen.core.errors import ConfigError, StoreError
 
     run = store.create_run(label="x", kind="gru", config={})
     with pytest.raises(ConfigError, match="at least one run"):

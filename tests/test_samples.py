@@ -1,4 +1,4 @@
-"""Tests for textgen.samples: determinism, sizes, field hygiene and each sample's ground truth.
+"""Tests for textgen.data.samples: determinism, sizes, field hygiene and each sample's ground truth.
 
 The ground-truth checks re-derive every target from its source with code written here, not with
 the generator's own code path.
@@ -14,9 +14,9 @@ import unicodedata
 
 import pytest
 
-from textgen import samples
-from textgen.errors import ConfigError, CorpusError, TextgenError
-from textgen.samples import (
+from textgen.core.errors import ConfigError, CorpusError, TextgenError
+from textgen.data import samples
+from textgen.data.samples import (
     SAMPLES,
     date_to_iso,
     generate_pairs,
@@ -86,7 +86,7 @@ def test_output_does_not_depend_on_the_process_hash_seed(name):
     from pathlib import Path
 
     size = 200 if SAMPLES[name].kind == "pairs" else 20
-    code = f"import sys; from textgen.samples import sample_bytes; sys.stdout.buffer.write(sample_bytes({name!r}, {size}, seed=7))"
+    code = f"import sys; from textgen.data.samples import sample_bytes; sys.stdout.buffer.write(sample_bytes({name!r}, {size}, seed=7))"
     outputs = {
         subprocess.run([sys.executable, "-c", code], capture_output=True, check=True,
                        cwd=Path(__file__).resolve().parent.parent,

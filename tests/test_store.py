@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from textgen.errors import StoreError
-from textgen.fsutil import atomic_path, atomic_write_text, safe_join
-from textgen.store import SCHEMA_VERSION, RunStore, SampleRow, default_home
+from textgen.core.errors import StoreError
+from textgen.core.fsutil import atomic_path, atomic_write_text, safe_join
+from textgen.store.database import SCHEMA_VERSION, RunStore, SampleRow, default_home
 
 
 def test_store_uses_wal_and_records_schema_version(store: RunStore) -> None:
@@ -162,7 +162,7 @@ def test_a_run_being_deleted_is_left_out_of_listings_but_still_readable_by_id(st
 
 
 def test_an_older_store_is_migrated_in_place_keeping_its_data(home: Path) -> None:
-    from textgen.store import MIGRATIONS
+    from textgen.store.database import MIGRATIONS
 
     home.mkdir(parents=True)
     connection = sqlite3.connect(home / "store.sqlite3")

@@ -11,12 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from textgen.config import TokenizerConfig
-from textgen.errors import ConfigError, CorpusError
-from textgen.text import normalize
-from textgen.tokenizers import (
-    BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, Tokenizer, train_tokenizer,
-)
+from textgen.core.errors import ConfigError, CorpusError
+from textgen.core.text import normalize
+from textgen.data.config import TokenizerConfig
+from textgen.data.tokenizers import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, Tokenizer, train_tokenizer
 
 KINDS = ("char", "word", "bpe", "wordpiece")
 
@@ -229,13 +227,13 @@ def test_loading_a_file_that_is_not_ours_raises_config_error(tokenizers, tmp_pat
 
 
 def test_normalisation_is_the_shared_rule(tokenizers):
-    # U+2028 is an in-line separator: textgen.text.normalize turns it into a space.
+    # U+2028 is an in-line separator: textgen.core.text.normalize turns it into a space.
     tokenizer = tokenizers["char"]
     assert tokenizer.encode("a\u2028b") == tokenizer.encode("a b")
     assert tokenizer.decode(tokenizer.encode("a\u2028b")) == normalize("a\u2028b")
 
 
 def test_tokenizers_module_does_not_import_tensorflow():
-    code = "import sys, textgen.tokenizers; sys.exit('tensorflow' in sys.modules or 'streamlit' in sys.modules)"
+    code = "import sys, textgen.data.tokenizers; sys.exit('tensorflow' in sys.modules or 'streamlit' in sys.modules)"
     repo = Path(__file__).resolve().parents[1]
     assert subprocess.run([sys.executable, "-c", code], cwd=repo, check=False).returncode == 0

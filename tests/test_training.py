@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from textgen import artifacts, jobs, samples, training
-from textgen.errors import ConfigError, CorpusError
-from textgen.store import RunStore
+from textgen.core.errors import ConfigError, CorpusError
+from textgen.data import samples
+from textgen.store.database import RunStore
+from textgen.training import artifacts, jobs, planning, threads, trainer
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def reverse_corpus(tmp_path: Path) -> str:
 
 
 def _train(store: RunStore, corpus: str, kind: str = "gru", **settings: str):
-    plan = training.plan_run(store, corpus, kind, preset="tiny",
+    plan = planning.plan_run(store, corpus, kind, preset="tiny",
                              settings={"batch_size": "32", "epochs": "1", "eval_bleu_examples": "16", **settings})
     run = jobs.submit(store, plan, background=False)
     return jobs.run_job(store, run.id)
@@ -90,10 +91,10 @@ def test_max_steps_ends_the_run_there_with_the_schedule_spanning_it_and_resume_l
 
 
 def test_validation_batches_are_raised_for_small_training_batches_within_a_logits_budget() -> None:
-    assert training.eval_batch_size(12, 64, 65) == 64  # nanoGPT's recipe: 5x fewer evaluation steps
-    assert training.eval_batch_size(128, 64, 8000) == 128  # never below the training batch
-    assert training.eval_batch_size(4, 512, 32000) == 4  # 64 x 512 x 32,000 logits would be 4 GB
-    assert training.eval_batch_size(8, 256, 8000) == 32  # as many as fit in the budget
+    assert trainer.eval_batch_size(12, 64, 65) == 64  # nanoGPT's recipe: 5x fewer evaluation steps
+    assert trainer.eval_batch_size(128, 64, 8000) == 128  # never below the training batch
+    assert trainer.eval_batch_size(4, 512, 32000) == 4  # 64 x 512 x 32,000 logits would be 4 GB
+    assert trainer.eval_batch_size(8, 256, 8000) == 32  # as many as fit in the budget
 
 
 # A non-finite loss failing the run at its step (keeping the last good checkpoint) is issue 8's
@@ -117,7 +118,7 @@ def test_bad_hyperparameters_are_refused_before_a_run_exists(
     store: RunStore, reverse_corpus: str, settings: dict, message: str
 ) -> None:
     with pytest.raises(ConfigError, match=message):
-        training.plan_run(store, reverse_corpus, "gru", preset="tiny", settings=settings)
+        planning.plan_run(store, reverse_corpus, "gru", preset="tiny", settings=settings)
     assert store.list_runs() == []
 
 
@@ -157,7 +158,7 @@ def test_a_run_with_bfloat16_matmuls_trains_differently_from_float32_and_saves_t
 
 def test_wrong_model_family_for_the_corpus_is_refused(store: RunStore, reverse_corpus: str) -> None:
     with pytest.raises(ConfigError, match="language model for plain text"):
-        training.plan_run(store, reverse_corpus, "transformer-lm", preset="tiny")
+        planning.plan_run(store, reverse_corpus, "transformer-lm", preset="tiny")
     assert store.list_runs() == []
 
 
@@ -165,12 +166,12 @@ def test_a_corpus_too_small_to_train_on_is_refused_with_the_minimum(store: RunSt
     path = tmp_path / "one.tsv"
     path.write_text("hello\tworld\n")
     with pytest.raises(CorpusError, match="At least 10"):
-        training.plan_run(store, str(path), "gru", preset="tiny")
+        planning.plan_run(store, str(path), "gru", preset="tiny")
     assert store.list_runs() == []
 
 
 def test_settings_are_routed_to_their_config() -> None:
-    tokenizer, model, train = training.split_settings(
+    tokenizer, model, train = planning.split_settings(
         {"tokenizer": "char", "vocab_size": "100", "dropout": "0.2", "learning_rate": "0.01",
          "model.max_target_length": "32"})
     assert tokenizer == {"kind": "char", "vocab_size": "100"}
@@ -190,13 +191,13 @@ def test_language_model_trains_on_a_text_corpus(store: RunStore, tmp_path: Path)
 
 def test_held_out_valid_and_test_files_replace_the_random_split(store: RunStore, reverse_corpus: str,
                                                                 tmp_path: Path) -> None:
-    from textgen import evaluation
+    from textgen.analysis import evaluation
     from textgen.decoding import DecodingConfig
 
     valid, test = tmp_path / "valid.tsv", tmp_path / "test.tsv"
     valid.write_bytes(samples.sample_bytes("reverse", size=12, seed=70))
     test.write_bytes(samples.sample_bytes("reverse", size=14, seed=71))
-    plan = training.plan_run(store, reverse_corpus, "gru", preset="tiny", valid=str(valid), test=str(test),
+    plan = planning.plan_run(store, reverse_corpus, "gru", preset="tiny", valid=str(valid), test=str(test),
                              settings={"epochs": "1", "batch_size": "32", "eval_bleu_examples": "0"})
     assert plan.num_train_examples == 240  # the corpus's own valid and test parts train too
     run = jobs.run_job(store, jobs.submit(store, plan, background=False).id)
@@ -274,18 +275,18 @@ print("still running")
 ])
 def test_the_thread_layout_fills_the_settings_left_at_zero_per_family_and_machine(kind, cores, settings,
                                                                                    expected) -> None:
-    from textgen.config import TrainConfig
+    from textgen.training.config import TrainConfig
 
-    layout = training.thread_layout(TrainConfig(**settings), kind, cores)
+    layout = threads.thread_layout(TrainConfig(**settings), kind, cores)
     assert (layout.intra_op_threads, layout.inter_op_threads, layout.batch_parts) == expected
 
 
 def test_a_job_says_the_thread_layout_it_runs_with(store: RunStore, reverse_corpus: str,
                                                                    capsys) -> None:
-    from textgen.config import TrainConfig
+    from textgen.training.config import TrainConfig
 
     run = _train(store, reverse_corpus, "transformer", batch_parts="3", eval_bleu_examples="0")
     assert run.status == "finished", run.error
-    expected = training.thread_layout(TrainConfig(batch_parts=3), "transformer", training.available_cores())
+    expected = threads.thread_layout(TrainConfig(batch_parts=3), "transformer", threads.available_cores())
     assert expected.batch_parts == 3
     assert expected.summary() in capsys.readouterr().out.splitlines()

@@ -1,4 +1,4 @@
-"""`python -m textgen ...`: the command line (see `textgen/cli.py`)."""
+"""`python -m textgen ...`: the command line (see `textgen/cli/main.py`)."""
 
 import os
 import sys
@@ -6,7 +6,7 @@ import sys
 # Before TensorFlow is imported anywhere: hide its C++ start-up chatter.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from textgen.cli import main  # noqa: E402
+from textgen.cli.main import main  # noqa: E402
 
 code = main()
 if "tensorflow" in sys.modules:

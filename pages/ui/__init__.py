@@ -22,9 +22,9 @@ from typing import Iterator, Sequence
 
 import streamlit as st
 
-from textgen.errors import TextgenError
-from textgen.store import RunRecord, RunStore
-from textgen.text import chart_text, visible
+from textgen.core.errors import TextgenError
+from textgen.core.text import chart_text, visible
+from textgen.store.database import RunRecord, RunStore
 
 DEFAULT_SAMPLE = "dates"
 # How often pages that show live training poll the store (st.fragment(run_every=...)).
@@ -78,7 +78,7 @@ def user_errors() -> Iterator[None]:
 
 def ensure_default_corpus() -> str:
     """Register the default sample corpus in this TEXTGEN_HOME; returns its id (a str)."""
-    from textgen.store import default_home
+    from textgen.store.database import default_home
 
     return _ensure_default_corpus(str(default_home()))
 
@@ -86,15 +86,15 @@ def ensure_default_corpus() -> str:
 @st.cache_resource(show_spinner="Preparing the built-in sample corpus…")
 def _ensure_default_corpus(home: str) -> str:
     """Once per server process and store: registering is idempotent but builds a report."""
-    from textgen import corpora
+    from textgen.data import registry
 
     with RunStore(home) as store:
-        return corpora.register_reference(store, f"sample:{DEFAULT_SAMPLE}").id
+        return registry.register_reference(store, f"sample:{DEFAULT_SAMPLE}").id
 
 
 def list_runs(store: RunStore) -> list[RunRecord]:
     """Every run, newest first, after marking runs whose process died as crashed."""
-    from textgen import jobs
+    from textgen.training import jobs
 
     jobs.reconcile(store)
     return store.list_runs()
@@ -102,7 +102,7 @@ def list_runs(store: RunStore) -> list[RunRecord]:
 
 def runs_with_checkpoint(store: RunStore) -> list[RunRecord]:
     """Runs that have written a checkpoint, i.e. that can generate."""
-    from textgen import attention_views
+    from textgen.analysis import attention_views
 
     return [run for run in store.list_runs() if attention_views.has_checkpoint(store.run_dir(run.id))]
 
@@ -118,7 +118,7 @@ def label(text: str, max_chars: int | None = 80) -> str:
 
 def chart_label(text: str, max_chars: int | None = 40) -> str:
     """Untrusted text for Plotly (axis ticks, legends, hover), which interprets some HTML tags:
-    marked like `label`, then markup characters as numeric references (`textgen.text.chart_text`),
+    marked like `label`, then markup characters as numeric references (`textgen.core.text.chart_text`),
     so `<b>` or `<a href=...>` show as literal text."""
     return chart_text(text, max_chars)
 
@@ -192,8 +192,8 @@ def _load_trained(home: str, run_id: str, checkpoint_name: str):
     generation, so two sessions decoding with one model at once cannot interleave."""
     from pathlib import Path
 
-    from textgen import artifacts
-    from textgen.fsutil import safe_join
+    from textgen.core.fsutil import safe_join
+    from textgen.training import artifacts
 
     trained = artifacts.load_trained(safe_join(Path(home), "runs", run_id), checkpoint_name=checkpoint_name)
     return trained, threading.Lock()
@@ -205,8 +205,8 @@ def trained_model(store: RunStore, run_id: str, checkpoint: str = "best"):
 
     The cache is keyed by the checkpoint's folder name, so a newer best is loaded afresh.
     """
-    from textgen import artifacts
-    from textgen.errors import StoreError
+    from textgen.core.errors import StoreError
+    from textgen.training import artifacts
 
     checkpoints = artifacts.Checkpoints(store.run_dir(run_id))
     info = checkpoints.get(checkpoint) if checkpoint in ("best", "last") else None

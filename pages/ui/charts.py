@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from pages.ui import chart_label
-from textgen.curves import Series
+from textgen.analysis.curves import Series
 
 PALETTE = qualitative.Plotly
 # Below this many points a curve also shows its points (validation metrics: one per evaluation).

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from pages.ui import chart_label
-from textgen.attention_views import KIND_AXES, AttentionMap, unique_labels
+from textgen.analysis.attention_views import KIND_AXES, AttentionMap, unique_labels
 
 COLOR_SCALE = "Blues"
 # Pixels per row / column of a heatmap, bounded so long inputs still fit on a page.

@@ -34,9 +34,22 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from textgen.decoding.common import (BANNED_IDS, EOS_ID, Hypothesis, RawResult, State,
-                                     StepFunction, any_length, as_deadline, ban, length_penalty,
-                                     new_arrays, stack_arrays, stop_reason, write_arrays)
+from textgen.decoding.common import (
+    BANNED_IDS,
+    EOS_ID,
+    Hypothesis,
+    RawResult,
+    State,
+    StepFunction,
+    any_length,
+    as_deadline,
+    ban,
+    length_penalty,
+    new_arrays,
+    stack_arrays,
+    stop_reason,
+    write_arrays,
+)
 
 
 def beam_search(

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from textgen.config import ConfigMixin, check_choice, check_range
-from textgen.errors import ConfigError
+from textgen.core.config import ConfigMixin, check_choice, check_range
+from textgen.core.errors import ConfigError
 
 STRATEGIES = ("greedy", "beam", "sample")
 # When a beam search row stops once its n-best pool is full: when no live hypothesis can beat

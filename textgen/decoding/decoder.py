@@ -31,8 +31,19 @@ import numpy as np
 import tensorflow as tf
 
 from textgen.decoding.beam import beam_search, collect_beam
-from textgen.decoding.common import (BANNED_IDS, BOS_ID, EOS_ID, PAD_ID, Hypothesis, RawResult,
-                                     State, StepFunction, any_length, collect_single, keep_rows)
+from textgen.decoding.common import (
+    BANNED_IDS,
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
+    Hypothesis,
+    RawResult,
+    State,
+    StepFunction,
+    any_length,
+    collect_single,
+    keep_rows,
+)
 from textgen.decoding.config import DecodingConfig
 from textgen.decoding.greedy import greedy_search
 from textgen.decoding.sampling import sample_search

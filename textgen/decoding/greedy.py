@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from textgen.decoding.common import (BANNED_IDS, EOS_ID, State, StepFunction,
-                                     single_hypothesis_search)
+from textgen.decoding.common import BANNED_IDS, EOS_ID, State, StepFunction, single_hypothesis_search
 
 
 def pick_greedy(step: tf.Tensor, scores: tf.Tensor) -> tf.Tensor:

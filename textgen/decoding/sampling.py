@@ -11,8 +11,7 @@ import math
 
 import tensorflow as tf
 
-from textgen.decoding.common import (BANNED_IDS, EOS_ID, State, StepFunction,
-                                     single_hypothesis_search)
+from textgen.decoding.common import BANNED_IDS, EOS_ID, State, StepFunction, single_hypothesis_search
 
 # Steps per example in the seed space; max_length is at most 100,000 (DecodingConfig).
 _STEPS_PER_EXAMPLE = 2**20

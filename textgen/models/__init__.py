@@ -9,8 +9,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from textgen.models.config import (DECODER_ONLY_KINDS, FAMILY_FIELDS, MODEL_KINDS, PRESET_NAMES,
-                                   PRESETS, ModelConfig, preset_config)
+from textgen.models.config import (
+    DECODER_ONLY_KINDS,
+    FAMILY_FIELDS,
+    MODEL_KINDS,
+    PRESET_NAMES,
+    PRESETS,
+    ModelConfig,
+    preset_config,
+)
 from textgen.models.size import flops_per_token, parameter_count
 
 _LAZY = {

@@ -67,8 +67,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from textgen.config import MATMUL_PRECISIONS, check_choice
-from textgen.models.config import ModelConfig
+from textgen.core.config import check_choice
+from textgen.models.config import MATMUL_PRECISIONS, ModelConfig
 from textgen.models.layers import Dense, OutputProjection
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
@@ -114,7 +114,7 @@ class Seq2SeqModel(keras.Model):
     """Base class of every family: stores the config and defines the step interface.
 
     `batch_parts` (a run-time setting, not saved; a job sets it from its thread layout,
-    `training.thread_layout`):
+    `training.threads.thread_layout`):
     `call` computes the batch in that many independent slices (`in_parts`), the same logits and
     gradients. With one thread per op, a small model's step is mostly a chain of ops that keeps
     one core busy; independent slices keep every core busy.

@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from textgen.config import ConfigMixin, check_choice, check_range
-from textgen.errors import ConfigError
+from textgen.core.config import ConfigMixin, check_choice, check_range
+from textgen.core.errors import ConfigError
 
 # Seq2seq families, then the decoder-only (language model) families.
 MODEL_KINDS = ("gru", "lstm", "bahdanau", "luong", "transformer", "transformer-lm", "lstm-lm")
@@ -177,3 +177,8 @@ def preset_config(kind: str, preset: str, source_vocab_size: int, target_vocab_s
                   target_vocab_size=target_vocab_size)
     base = ModelConfig(**values)
     return base.with_overrides(overrides) if overrides else base
+
+
+# What the matrix products of a training step read: float32, or float32 rounded to bfloat16
+# (float32 accumulation and float32 everything else; see TrainConfig.matmul_precision).
+MATMUL_PRECISIONS = ("float32", "bfloat16")

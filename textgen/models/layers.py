@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from textgen import hardware
+from textgen.core import hardware
 
 # Added to the scores of masked positions: exp(-1e9 - max) is exactly 0.0 in float32, so masked
 # positions get exactly zero weight (a true -inf would give NaN on a fully masked row).

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from textgen.errors import ConfigError, StoreError
-from textgen.fsutil import atomic_path, atomic_write_text
+from textgen.core.errors import ConfigError, StoreError
+from textgen.core.fsutil import atomic_path, atomic_write_text
 from textgen.models.base import Seq2SeqModel
 from textgen.models.config import ModelConfig
 from textgen.models.registry import build_model

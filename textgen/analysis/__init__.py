@@ -1,0 +1,2 @@
+"""What the app shows about trained runs: evaluation, leaderboard, comparison, attention views,
+curves and the HTML report."""

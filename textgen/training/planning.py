@@ -1,0 +1,182 @@
+"""Planning a run: settings in, a validated `RunPlan` out (or an error that says what to change),
+and the run created from it. Nothing is written before `create_run`."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from textgen.core.errors import ConfigError, CorpusError
+from textgen.data import registry
+from textgen.data.config import CorpusConfig, TokenizerConfig
+from textgen.models.config import PRESET_NAMES, ModelConfig, preset_config
+from textgen.store.database import RunRecord, RunStore
+from textgen.training import artifacts
+from textgen.training.config import TrainConfig
+
+# Fewest training examples worth training on; stated in the refusal.
+MIN_TRAIN_EXAMPLES = 8
+
+
+# Families whose training step compiles under XLA (jit_compile=true); see bench/jit_compile.py.
+XLA_KINDS = ("transformer", "transformer-lm")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """A validated run, not yet written: what the app shows before "Start"."""
+
+    label: str
+    config: artifacts.RunConfig
+    source_tokenizer: Any  # None for decoder-only models
+    target_tokenizer: Any
+    parameter_count: int
+    flops_per_token: int
+    num_train_examples: int
+    steps_per_epoch: int
+
+
+def split_settings(settings: dict[str, str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """Route `--set key=value` pairs to the tokenizer, model and training configs by field name.
+
+    `tokenizer=char` names the tokenizer kind; a prefix (`model.dropout`, `train.seed`,
+    `tokenizer.vocab_size`) picks the config explicitly.
+    """
+    configs = {"tokenizer": TokenizerConfig, "model": ModelConfig, "train": TrainConfig}
+    routed: dict[str, dict[str, str]] = {name: {} for name in configs}
+    for key, value in settings.items():
+        if key == "tokenizer":
+            routed["tokenizer"]["kind"] = value
+            continue
+        prefix, dot, field = key.partition(".")
+        if dot and prefix in configs:
+            routed[prefix][field] = value
+            continue
+        owners = [name for name, cls in configs.items() if key in cls.field_names() and key != "kind"]
+        if not owners:
+            valid = sorted({f for cls in configs.values() for f in cls.field_names()} - {"kind"})
+            raise ConfigError(f"unknown setting {key!r}. Valid keys: tokenizer, {', '.join(valid)}.")
+        routed[owners[0]][key] = value
+    return routed["tokenizer"], routed["model"], routed["train"]
+
+
+def plan_run(
+    store: RunStore,
+    corpus: str,
+    kind: str,
+    *,
+    preset: str = "small",
+    settings: dict[str, str] | None = None,
+    label: str | None = None,
+    corpus_config: CorpusConfig | None = None,
+    valid: str | None = None,
+    test: str | None = None,
+) -> RunPlan:
+    """Validate everything about a run before it exists. `corpus` (and the optional held-out
+    `valid` and `test` corpora) is a corpus id, a path or sample:NAME."""
+    from textgen.data.tokenizers import train_tokenizer
+    from textgen.models.size import flops_per_token, parameter_count
+
+    if preset not in PRESET_NAMES:
+        raise ConfigError(f"preset must be one of {', '.join(PRESET_NAMES)}; got {preset!r}.")
+    tokenizer_settings, model_settings, train_settings = split_settings(settings or {})
+    tokenizer_config = TokenizerConfig().with_overrides(tokenizer_settings, from_text=True)
+    train_config = TrainConfig().with_overrides(train_settings, from_text=True)
+    record = resolve_corpus(store, corpus, corpus_config)
+    loaded = registry.load_registered(store, record.id)
+    probe = preset_config(kind, preset, 8, 8)  # validates kind and preset before the slow part
+    if probe.is_decoder_only and loaded.corpus.is_pairs:
+        raise ConfigError(
+            f"{kind} is a language model for plain text, but corpus {record.label!r} has source/target "
+            "pairs; pick a seq2seq model (gru, lstm, bahdanau, luong, transformer) or a text corpus."
+        )
+    if not probe.is_decoder_only and not loaded.corpus.is_pairs:
+        raise ConfigError(
+            f"{kind} needs source/target pairs, but corpus {record.label!r} is plain text; "
+            "pick transformer-lm or lstm-lm, or upload pairs (TSV, CSV or JSONL)."
+        )
+    if train_config.jit_compile and kind not in XLA_KINDS:
+        raise ConfigError(
+            f"jit_compile is available for {', '.join(XLA_KINDS)} only; {kind}'s recurrent step loop has "
+            "shapes XLA cannot compile (bahdanau failed to compile here). Set jit_compile=false."
+        )
+    if len(loaded.split.train) < MIN_TRAIN_EXAMPLES:
+        raise CorpusError(
+            f"the training split has {len(loaded.split.train)} examples; training needs at least "
+            f"{MIN_TRAIN_EXAMPLES}. Add examples or lower valid_fraction/test_fraction."
+        )
+    held_out = {}
+    for name, reference in (("valid", valid), ("test", test)):
+        if reference is not None:
+            if probe.is_decoder_only:
+                raise ConfigError(f"--{name} is for source/target pairs; language models use the text's own split.")
+            held_out[name] = resolve_corpus(store, reference, corpus_config)
+            if not registry.load_registered(store, held_out[name].id).corpus.is_pairs:
+                raise ConfigError(f"the --{name} corpus must hold source/target pairs like the training corpus.")
+    parts = registry.run_examples(store, record.id, valid_corpus_id=held_out.get("valid") and held_out["valid"].id,
+                                 test_corpus_id=held_out.get("test") and held_out["test"].id, loaded=loaded)
+    train_examples = parts["train"]
+    if probe.is_decoder_only:
+        source_tokenizer = None
+        target_tokenizer = train_tokenizer([e.target for e in train_examples], tokenizer_config)
+        source_vocab = 0
+    else:
+        source_tokenizer = train_tokenizer([e.source for e in train_examples], tokenizer_config)
+        target_tokenizer = train_tokenizer([e.target for e in train_examples], tokenizer_config)
+        source_vocab = source_tokenizer.vocab_size
+    model_config = preset_config(kind, preset, source_vocab, target_tokenizer.vocab_size)
+    model_config = model_config.with_overrides(model_settings, from_text=True)
+    if model_config.source_vocab_size != source_vocab or model_config.target_vocab_size != target_tokenizer.vocab_size:
+        raise ConfigError("source_vocab_size and target_vocab_size come from the tokenizers; set vocab_size instead.")
+    from textgen.training.estimates import check_memory
+
+    check_memory(model_config, train_config)  # a vocabulary explosion is refused here, before a run exists
+    steps = steps_per_epoch(len(train_examples) if not probe.is_decoder_only else None, loaded, train_config,
+                            model_config, target_tokenizer)
+    config = artifacts.RunConfig(record.id, tokenizer_config, model_config, train_config,
+                                 valid_corpus_id=held_out["valid"].id if "valid" in held_out else None,
+                                 test_corpus_id=held_out["test"].id if "test" in held_out else None)
+    return RunPlan(
+        label=label or f"{kind} on {record.label}",
+        config=config,
+        source_tokenizer=source_tokenizer,
+        target_tokenizer=target_tokenizer,
+        parameter_count=parameter_count(model_config),
+        flops_per_token=flops_per_token(model_config),
+        num_train_examples=len(train_examples),
+        steps_per_epoch=steps,
+    )
+
+
+def steps_per_epoch(num_pairs: int | None, loaded: Any, train: TrainConfig, model: ModelConfig,
+                    target_tokenizer: Any) -> int:
+    if num_pairs is not None:
+        return max(1, math.ceil(num_pairs / train.batch_size))
+    from textgen.data.corpus import texts_for_split
+
+    text = texts_for_split(loaded.corpus, loaded.split)["train"]
+    num_tokens = len(target_tokenizer.encode(text))
+    return max(1, math.ceil(num_tokens / model.max_target_length / train.batch_size))
+
+
+def resolve_corpus(store: RunStore, corpus: str, corpus_config: CorpusConfig | None = None):
+    """A registered corpus by id, or register a path / sample:NAME (idempotent)."""
+    from textgen.store.database import check_id
+
+    if corpus.startswith("c-"):
+        check_id(corpus, "corpus id")
+        return store.get_corpus(corpus)
+    return registry.register_reference(store, corpus, corpus_config)
+
+
+def create_run(store: RunStore, plan: RunPlan) -> RunRecord:
+    """Write a planned run: a store row (queued), run.json and the tokenizers."""
+    run = store.create_run(label=plan.label, kind=plan.config.model.kind, config=plan.config.to_dict(),
+                           corpus_id=plan.config.corpus_id, status="queued")
+    run_dir = store.run_dir(run.id)
+    if plan.source_tokenizer is not None:
+        plan.source_tokenizer.save(run_dir / artifacts.SOURCE_TOKENIZER_FILE)
+    plan.target_tokenizer.save(run_dir / artifacts.TARGET_TOKENIZER_FILE)
+    artifacts.save_run_config(run_dir, plan.config)
+    return run
