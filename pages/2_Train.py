@@ -20,33 +20,24 @@ import streamlit as st
 from pages import ui
 from pages.ui import forms
 from textgen.core import hardware
-from textgen.core.errors import StoreError, TextgenError
+from textgen.core.errors import ConfigError, StoreError, TextgenError
 from textgen.data import registry
-from textgen.data.config import TOKENIZER_KINDS, TokenizerConfig
+from textgen.data.config import TokenizerConfig
 from textgen.models.config import (
     DECODER_ONLY_KINDS,
     FAMILY_FIELDS,
-    LUONG_SCORES,
-    MATMUL_PRECISIONS,
     MODEL_KINDS,
-    POSITIONAL_ENCODINGS,
     PRESET_NAMES,
-    RNN_CELLS,
     preset_config,
 )
 from textgen.store.database import ACTIVE_STATUSES, RunStore
 from textgen.training import estimates, jobs, planning
-from textgen.training.config import EARLY_STOPPING_METRICS, OPTIMIZERS, SCHEDULES, STRATEGIES, TrainConfig
+from textgen.training.config import TrainConfig
 
 st.set_page_config(page_title="Train · TextGen Lab", page_icon="🏋️", layout="wide")
 ui.require_password()
 
 SEQ2SEQ_KINDS = tuple(kind for kind in MODEL_KINDS if kind not in DECODER_ONLY_KINDS)
-CHOICES: dict[str, tuple[str, ...]] = {
-    "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "early_stopping_metric": EARLY_STOPPING_METRICS,
-    "strategy": STRATEGIES, "rnn_cell": RNN_CELLS, "luong_score": LUONG_SCORES,
-    "positional": POSITIONAL_ENCODINGS, "tokenizer": TOKENIZER_KINDS, "matmul_precision": MATMUL_PRECISIONS,
-}
 # Set by the tokenizers, never by hand.
 DERIVED_MODEL_FIELDS = ("kind", "source_vocab_size", "target_vocab_size")
 MAIN_TRAIN_FIELDS = ("epochs", "batch_size", "learning_rate", "optimizer", "schedule", "warmup_steps", "minutes")
@@ -95,8 +86,8 @@ def query_settings(model_fields: tuple[str, ...], model_defaults: Any) -> tuple[
                             "it was ignored.")
             continue
         try:
-            values[key] = forms.parse_setting(key, st.query_params[key], defaults[key], CHOICES.get(key))
-        except ValueError as why:
+            values[key] = planning.parse_setting(key, st.query_params[key])
+        except ConfigError as why:
             problems.append(f"{why} It was ignored; the form shows the default.")
     if len(problems) > MAX_LINK_PROBLEMS:
         problems[MAX_LINK_PROBLEMS:] = [f"{len(problems) - MAX_LINK_PROBLEMS} more settings in the link were "
@@ -105,7 +96,7 @@ def query_settings(model_fields: tuple[str, ...], model_defaults: Any) -> tuple[
 
 
 def setting(name: str, default: Any, prefill: dict[str, Any], *, key: str) -> Any:
-    return forms.setting_input(name, prefill.get(name, default), key=key, choices=CHOICES.get(name))
+    return forms.setting_input(planning.setting_spec(name), prefill.get(name, default), key=key, label=name.replace("_", " "))
 
 
 def show_plan(plan: Any, estimate: estimates.TimeEstimate) -> None:

@@ -240,7 +240,7 @@ def test_case_25_sigkill_mid_epoch_is_crashed_within_seconds_and_resume_says_wha
 _SAVER = """
 import sys
 from pathlib import Path
-from textgen import artifacts
+from textgen.training import artifacts
 from textgen.models import ModelConfig, build_model
 config = ModelConfig(kind="gru", source_vocab_size=40, target_vocab_size=40, embedding_dim=256,
                      hidden_units=768, num_layers=1, dropout=0.0, max_source_length=16, max_target_length=16)

@@ -184,8 +184,8 @@ def test_mirrored_strategy_trains_on_two_logical_devices(home: Path, corpus: str
         import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from textgen import jobs, training
         from textgen.store.database import RunStore
+        from textgen.training import jobs, planning
         with RunStore() as store:
             plan = planning.plan_run(store, {corpus!r}, "gru", preset="tiny",
                                      settings={{"strategy": "mirrored", "epochs": "1", "batch_size": "32",

@@ -242,8 +242,8 @@ def test_thread_settings_reach_tensorflow_or_say_why_not() -> None:
 
     code = """
 import tensorflow as tf
-from textgen.config import TrainConfig
-from textgen.training import configure_threads, thread_layout
+from textgen.training.config import TrainConfig
+from textgen.training.threads import configure_threads, thread_layout
 configure_threads(thread_layout(TrainConfig(intra_op_threads={}, inter_op_threads={}), "gru", 2))
 print("threads", tf.config.threading.get_intra_op_parallelism_threads(),
       tf.config.threading.get_inter_op_parallelism_threads())

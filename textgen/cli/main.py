@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 from typing import Any, Sequence
 
 from textgen.core.errors import TextgenError
@@ -559,7 +560,47 @@ def cmd_runs(args: argparse.Namespace) -> int:
 # -- parser ---------------------------------------------------------------------------------
 
 
+def _fields_help(config_class, leave_out: Sequence[str] = ()) -> str:
+    """`name (valid values), ...` of a config's fields, from their declarations."""
+    return ", ".join(f"{spec.name} ({spec.allowed})" if spec.allowed else spec.name
+                     for spec in config_class.field_specs() if spec.name not in leave_out)
+
+
+def _settings_groups() -> dict[str, list]:
+    from textgen.data.config import CorpusConfig
+    from textgen.decoding.config import DecodingConfig
+    from textgen.training import planning
+
+    return {"train --set (tokenizer, model, training)": [planning.setting_spec("tokenizer")] + [
+                spec for cls in planning.SETTING_CONFIGS.values() for spec in cls.field_specs() if spec.name != "kind"],
+            "generate / evaluate / compare --set (decoding)": DecodingConfig.field_specs(),
+            "corpus inspect / add --set (reading and splitting)": CorpusConfig.field_specs()}
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    groups = _settings_groups()
+    if args.json:
+        _print_json({title: [{"name": "tokenizer" if title.startswith("train") and spec.name == "kind" else spec.name,
+                              "default": spec.default, "allowed": spec.allowed, "help": spec.help} for spec in specs]
+                     for title, specs in groups.items()})
+        return 0
+    for title, specs in groups.items():
+        print(title)
+        for spec in specs:
+            name = "tokenizer" if title.startswith("train") and spec.name == "kind" else spec.name
+            print(f"  {name} = {spec.default!r}" + (f"  [{spec.allowed}]" if spec.allowed else ""))
+            print(textwrap.fill(spec.help, width=100, initial_indent="      ", subsequent_indent="      "))
+        print()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from textgen.data.config import FORMATS, TOKENIZER_KINDS, CorpusConfig
+    from textgen.decoding.config import STRATEGIES as DECODING_STRATEGIES
+    from textgen.decoding.config import DecodingConfig
+    from textgen.training import planning
+    from textgen.training.config import TrainConfig
+
     parser = _Parser(
         prog="python -m textgen",
         description="TextGen Lab: train, compare and inspect text-generation models.",
@@ -582,17 +623,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     def reading_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("path", metavar="PATH", help="a corpus file, or sample:NAME")
-        sub.add_argument("--format", default="auto", choices=["auto", "text", "tsv", "csv", "jsonl"],
+        sub.add_argument("--format", default="auto", choices=list(FORMATS),
                          help="how to read it (default: detected from the content)")
         sub.add_argument("--source-field", help="CSV column / JSONL key holding the source")
         sub.add_argument("--target-field", help="CSV column / JSONL key holding the target")
         sub.add_argument("--set", action="append", metavar="KEY=VALUE",
-                         help="other corpus settings: max_line_chars, valid_fraction, test_fraction, split_seed, max_bytes, deduplicate")
+                         help="other corpus settings: " + _fields_help(CorpusConfig, ("format", "source_field", "target_field")))
         sub.add_argument("--json", action="store_true", help="print one JSON object")
 
     inspect = corpus_commands.add_parser("inspect", help="the validation report of a corpus file")
     reading_options(inspect)
-    inspect.add_argument("--tokenizer", default="word", choices=["char", "word", "bpe", "wordpiece"],
+    inspect.add_argument("--tokenizer", default="word", choices=list(TOKENIZER_KINDS),
                          help="tokenizer for the vocabulary and out-of-vocabulary figures (default word)")
     inspect.add_argument("--vocab-size", type=int, default=8000, help="its vocabulary cap (default 8000)")
     inspect.set_defaults(handler=cmd_corpus_inspect)
@@ -618,8 +659,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--test", help="held-out test pairs instead of the corpus's split")
     train.add_argument("--label", help="a display name for the run")
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
-                       help="any tokenizer, model or training field by its own name "
-                            "(learning_rate=3e-4, batch_size=32, tokenizer=char, dropout=0.2, ...)")
+                       help="any tokenizer, model or training field by its own name (learning_rate=3e-4, "
+                            "tokenizer=char, ...; `python -m textgen settings` explains each): "
+                            + planning.settings_help())
     train.add_argument("--background", action="store_true", help="start a job and return at once")
     train.add_argument("--plan", action="store_true",
                        help="print what the run would be (size, data, what matmul_precision does on this CPU) and start nothing")
@@ -638,7 +680,8 @@ def build_parser() -> argparse.ArgumentParser:
     resume = commands.add_parser("resume", help="continue a run from its last checkpoint")
     resume.add_argument("run")
     resume.add_argument("--epochs", type=int, help="this many more epochs")
-    resume.add_argument("--set", action="append", metavar="KEY=VALUE", help="training fields to change (learning_rate=...)")
+    resume.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="training fields to change: " + _fields_help(TrainConfig))
     resume.add_argument("--foreground", action="store_true", help="train here instead of as a background job")
     resume.add_argument("--json", action="store_true")
     resume.set_defaults(handler=cmd_resume)
@@ -648,7 +691,7 @@ def build_parser() -> argparse.ArgumentParser:
     delete.set_defaults(handler=cmd_delete)
 
     def decoding_options(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--strategy", default="greedy", choices=["greedy", "beam", "sample"])
+        sub.add_argument("--strategy", default="greedy", choices=list(DECODING_STRATEGIES))
         sub.add_argument("--beam-width", dest="beam_width", type=int, help="beam search width (default 4)")
         sub.add_argument("--temperature", type=float, help="sampling temperature (default 1.0)")
         sub.add_argument("--top-k", dest="top_k", type=int, help="sample among the k most likely tokens (0 = all)")
@@ -656,8 +699,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--seed", type=int, help="sampling seed")
         sub.add_argument("--max-length", dest="max_length", type=int, help="cap on generated tokens")
         sub.add_argument("--set", action="append", metavar="KEY=VALUE",
-                         help="other decoding settings (length_penalty, num_return, beam_stopping=current_length|max_length, "
-                              "time_limit_seconds, batch_size)")
+                         help="other decoding settings: " + _fields_help(
+                             DecodingConfig, ("strategy", "beam_width", "temperature", "top_k", "top_p", "seed",
+                                              "max_length")))
         sub.add_argument("--checkpoint", default="best", choices=["best", "last"])
         sub.add_argument("--json", action="store_true")
 
@@ -697,6 +741,10 @@ def build_parser() -> argparse.ArgumentParser:
     importing.add_argument("--label", help="a display name (default: the bundle's)")
     importing.add_argument("--json", action="store_true")
     importing.set_defaults(handler=cmd_import)
+
+    settings = commands.add_parser("settings", help="every setting --set takes: type, default, valid values, what it does")
+    settings.add_argument("--json", action="store_true")
+    settings.set_defaults(handler=cmd_settings)
 
     runs = commands.add_parser("runs", help="every run with its status and latest metrics")
     runs.add_argument("--json", action="store_true")

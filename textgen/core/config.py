@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from typing import Any, TypeVar
 
@@ -32,8 +33,103 @@ def check_choice(name: str, value: Any, choices: typing.Iterable[str]) -> None:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}.")
 
 
+@dataclasses.dataclass(frozen=True)
+class FieldSpec:
+    """What a config field declares once (`setting`): read by validation, the CLI's `--set` help,
+    `python -m textgen settings` and the app's form widgets (bounds and tooltips)."""
+
+    name: str
+    type: Any  # the resolved annotation: int, float, bool, str, str | None, ...
+    default: Any
+    help: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def allowed(self) -> str:
+        """The valid values in a few characters: "adam|adamw", "0..10000", "at least 1", ""."""
+        def number(value: float) -> str:
+            return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+        if self.choices:
+            return "|".join(self.choices)
+        if self.low is not None and self.high is not None:
+            return f"{number(self.low)}..{number(self.high)}"
+        if self.low is not None:
+            return f"at least {number(self.low)}"
+        if self.high is not None:
+            return f"at most {number(self.high)}"
+        return ""
+
+
+def setting(default: Any, help: str, *, low: float | None = None, high: float | None = None,
+            choices: typing.Iterable[str] | None = None) -> Any:
+    """A config field: its default, its help text, and its valid range (low..high, inclusive) or
+    its choices, declared once as dataclass field metadata (see `FieldSpec`)."""
+    return dataclasses.field(default=default, metadata={
+        "help": " ".join(help.split()), "low": low, "high": high,
+        "choices": tuple(choices) if choices is not None else None})
+
+
+def _check_type(name: str, value: Any, hint: Any) -> None:
+    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{name} must be an integer, got {value!r}.")
+    if hint is bool and not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, got {value!r}.")
+
+
 class ConfigMixin:
-    """to_dict / from_dict / with_overrides for frozen dataclasses."""
+    """Validation from field metadata, and to_dict / from_dict / with_overrides, for frozen
+    dataclasses whose fields are declared with `setting`. A subclass with checks across fields
+    defines `__post_init__`, calling `super().__post_init__()` first."""
+
+    def __post_init__(self) -> None:
+        self.check_fields()
+
+    def check_fields(self) -> None:
+        """Raise ConfigError naming the first field whose value is outside its declared range or
+        choices, or not of its type."""
+        for spec in self.field_specs():
+            value = getattr(self, spec.name)
+            if value is None and spec.default is None:
+                continue
+            if spec.choices is not None:
+                check_choice(spec.name, value, spec.choices)
+            if spec.low is not None or spec.high is not None:
+                check_range(spec.name, value, spec.low, spec.high)
+            _check_type(spec.name, value, spec.type)
+
+    @classmethod
+    def field_specs(cls) -> list[FieldSpec]:
+        """Every field's declaration, in field order."""
+        hints = typing.get_type_hints(cls)
+        return [FieldSpec(f.name, hints[f.name], f.default, f.metadata.get("help", ""), f.metadata.get("low"),
+                          f.metadata.get("high"), f.metadata.get("choices"))
+                for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+
+    @classmethod
+    def field_spec(cls, name: str) -> FieldSpec:
+        for spec in cls.field_specs():
+            if spec.name == name:
+                return spec
+        raise ConfigError(f"{name!r} is not a {cls.__name__} field. Valid fields: {', '.join(cls.field_names())}.")
+
+    @classmethod
+    def parse_setting(cls, name: str, text: str) -> Any:
+        """`text` (from the command line or a link) as a value of field `name`: of the field's
+        type, within its range or choices. Raises ConfigError saying what was expected."""
+        spec = cls.field_spec(name)
+        value = _coerce(name, str(text).strip(), spec.type, from_text=True)
+        if value is None:
+            return value
+        if spec.choices is not None:
+            check_choice(name, value, spec.choices)
+        if spec.low is not None or spec.high is not None:
+            check_range(name, value, spec.low, spec.high)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, got {text!r}.")
+        return value
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[arg-type]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from textgen.core.config import ConfigMixin, check_choice, check_range
+from textgen.core.config import ConfigMixin, setting
 from textgen.core.errors import ConfigError
 
 FORMATS = ("auto", "text", "tsv", "csv", "jsonl")
@@ -18,32 +18,38 @@ TOKENIZER_KINDS = ("char", "word", "bpe", "wordpiece")
 class CorpusConfig(ConfigMixin):
     """How a corpus file is read, checked and split."""
 
-    # Detected from the content when "auto"; the file name is never trusted.
-    format: str = "auto"
-    # CSV column / JSONL key holding the source; None picks an obvious one (source, input, question...).
-    source_field: str | None = None
-    # CSV column / JSONL key holding the target; None picks an obvious one (target, output, answer...).
-    target_field: str | None = None
-    # Files larger than this are refused before parsing (matches the app's upload cap).
-    max_bytes: int = 50 * 1024 * 1024
-    # Lines longer than this many characters are rejected (reported with their line number).
-    max_line_chars: int = 2000
-    # Fraction of examples held out for validation (early stopping, probe samples).
-    valid_fraction: float = 0.1
-    # Fraction of examples held out for the final test score.
-    test_fraction: float = 0.1
-    # Seed of the split; the same file, config and seed always give the same split.
-    split_seed: int = 1234
-    # Drop examples whose (source, target) repeats an earlier one, keeping the first.
-    deduplicate: bool = False
+    format: str = setting(
+        "auto", choices=FORMATS,
+        help="Detected from the content when \"auto\"; the file name is never trusted.")
+    source_field: str | None = setting(
+        None,
+        help=("CSV column / JSONL key holding the source; None picks an obvious one (source, input, "
+              "question...)."))
+    target_field: str | None = setting(
+        None,
+        help=("CSV column / JSONL key holding the target; None picks an obvious one (target, output, "
+              "answer...)."))
+    max_bytes: int = setting(
+        50 * 1024 * 1024, low=1, high=2 * 1024**3,
+        help="Files larger than this are refused before parsing (matches the app's upload cap).")
+    max_line_chars: int = setting(
+        2000, low=10, high=10_000_000,
+        help="Lines longer than this many characters are rejected (reported with their line number).")
+    valid_fraction: float = setting(
+        0.1, low=0.0, high=0.5,
+        help="Fraction of examples held out for validation (early stopping, probe samples).")
+    test_fraction: float = setting(
+        0.1, low=0.0, high=0.5,
+        help="Fraction of examples held out for the final test score.")
+    split_seed: int = setting(
+        1234, low=0, high=2**31 - 1,
+        help="Seed of the split; the same file, config and seed always give the same split.")
+    deduplicate: bool = setting(
+        False,
+        help="Drop examples whose (source, target) repeats an earlier one, keeping the first.")
 
     def __post_init__(self) -> None:
-        check_choice("format", self.format, FORMATS)
-        check_range("max_bytes", self.max_bytes, 1, 2 * 1024**3)
-        check_range("max_line_chars", self.max_line_chars, 10, 10_000_000)
-        check_range("valid_fraction", self.valid_fraction, 0.0, 0.5)
-        check_range("test_fraction", self.test_fraction, 0.0, 0.5)
-        check_range("split_seed", self.split_seed, 0, 2**31 - 1)
+        super().__post_init__()
         if self.valid_fraction + self.test_fraction >= 0.9:
             raise ConfigError(
                 "valid_fraction + test_fraction must leave at least 10% for training, "
@@ -55,17 +61,16 @@ class CorpusConfig(ConfigMixin):
 class TokenizerConfig(ConfigMixin):
     """How text becomes token ids (one tokenizer for the source side, one for the target side)."""
 
-    # char: one token per character; word: words with punctuation split off; bpe / wordpiece:
-    # subwords learned on the training split with HF `tokenizers`.
-    kind: str = "word"
-    # Upper bound on the vocabulary, special tokens included; rarer tokens map to <unk>.
-    vocab_size: int = 8000
-    # Tokens seen fewer times than this in training are left out of the vocabulary.
-    min_frequency: int = 1
-    # Lower-case everything before tokenising (then generated text is lower-case too).
-    lowercase: bool = False
-
-    def __post_init__(self) -> None:
-        check_choice("kind", self.kind, TOKENIZER_KINDS)
-        check_range("vocab_size", self.vocab_size, 8, 1_000_000)
-        check_range("min_frequency", self.min_frequency, 1, 1_000_000)
+    kind: str = setting(
+        "word", choices=TOKENIZER_KINDS,
+        help=("char: one token per character; word: words with punctuation split off; bpe / "
+              "wordpiece: subwords learned on the training split with HF `tokenizers`."))
+    vocab_size: int = setting(
+        8000, low=8, high=1_000_000,
+        help="Upper bound on the vocabulary, special tokens included; rarer tokens map to <unk>.")
+    min_frequency: int = setting(
+        1, low=1, high=1_000_000,
+        help="Tokens seen fewer times than this in training are left out of the vocabulary.")
+    lowercase: bool = setting(
+        False,
+        help="Lower-case everything before tokenising (then generated text is lower-case too).")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from textgen.core.config import ConfigMixin, check_choice, check_range
+from textgen.core.config import ConfigMixin, check_choice, check_range, setting
 from textgen.core.errors import ConfigError
 
 # Seq2seq families, then the decoder-only (language model) families.
@@ -48,79 +48,75 @@ FAMILY_FIELDS: dict[str, tuple[str, ...]] = {
 class ModelConfig(ConfigMixin):
     """Architecture of one model. `FAMILY_FIELDS[kind]` lists the fields a family reads."""
 
-    # Which family to build: one of MODEL_KINDS.
-    kind: str = "transformer"
-    # Source tokenizer's vocabulary, special tokens included (ignored by decoder-only kinds).
-    source_vocab_size: int = 8000
-    # Target tokenizer's vocabulary, special tokens included; the size of the logits.
-    target_vocab_size: int = 8000
-    # RNN families: size of the token embeddings (Transformers use model_dim instead).
-    embedding_dim: int = 256
-    # RNN families: units of every recurrent layer (encoder and decoder) and of the attention.
-    hidden_units: int = 512
-    # Layers in the encoder and in the decoder (each, not in total).
-    num_layers: int = 2
-    # RNN encoders: read the source both ways; the two directions are summed, so sizes stay
-    # hidden_units and the decoder starts from forward + backward final states.
-    bidirectional: bool = False
-    # bahdanau / luong: the recurrent cell ("gru" / "lstm" kinds name their cell themselves).
-    rnn_cell: str = "gru"
-    # luong: "dot" (s . h) or "general" (s W h) attention score.
-    luong_score: str = "general"
-    # Dropout rate on embeddings, between layers and (Transformers) on attention weights and on
-    # each sublayer's output before the residual sum.
-    dropout: float = 0.1
-    # Transformers: attention heads; model_dim must be a multiple of it.
-    num_heads: int = 4
-    # Transformers: width of embeddings, attention and residual stream.
-    model_dim: int = 256
-    # Transformers: hidden width of the position-wise feed-forward network (4 x model_dim is usual).
-    feed_forward_dim: int = 1024
-    # Transformers: dropout on the feed-forward network's hidden (ReLU) activations. 0, as in the
-    # original Transformer, fairseq (`activation_dropout`) and nanoGPT: `dropout` already drops
-    # the network's output. It is the largest dropout tensor (feed_forward_dim wide): at 0.1 it
-    # made a training step ~7% slower on a CPU (bench/RESULTS.md).
-    activation_dropout: float = 0.0
-    # Transformers: pre-norm (LayerNorm before each sublayer; trains stably without warm-up)
-    # rather than the original post-norm.
-    norm_first: bool = True
-    # Transformers: "sinusoidal" (fixed) or "learned" position embeddings.
-    positional: str = "sinusoidal"
-    # Longest source in tokens (learned positions and the source side of attention use it).
-    max_source_length: int = 128
-    # Longest decoder input in tokens, <s> included: the KV cache size of Transformers and the
-    # context length of language models. Decoding runs at most this many steps.
-    max_target_length: int = 128
-    # Share the target embedding matrix with the output projection (Press & Wolf 2017).
-    tie_embeddings: bool = False
+    kind: str = setting("transformer", "Which family to build.", choices=MODEL_KINDS)
+    source_vocab_size: int = setting(
+        8000, low=0, high=2_000_000,
+        help=("Source tokenizer's vocabulary, special tokens included (ignored by decoder-only "
+              "kinds)."))
+    target_vocab_size: int = setting(
+        8000, low=MIN_VOCAB_SIZE, high=2_000_000,
+        help="Target tokenizer's vocabulary, special tokens included; the size of the logits.")
+    embedding_dim: int = setting(
+        256, low=1, high=8192,
+        help="RNN families: size of the token embeddings (Transformers use model_dim instead).")
+    hidden_units: int = setting(
+        512, low=1, high=8192,
+        help=("RNN families: units of every recurrent layer (encoder and decoder) and of the "
+              "attention."))
+    num_layers: int = setting(2, "Layers in the encoder and in the decoder (each, not in total).", low=1, high=48)
+    bidirectional: bool = setting(
+        False,
+        help=("RNN encoders: read the source both ways; the two directions are summed, so sizes stay "
+              "hidden_units and the decoder starts from forward + backward final states."))
+    rnn_cell: str = setting(
+        "gru", choices=RNN_CELLS,
+        help=("bahdanau / luong: the recurrent cell (\"gru\" / \"lstm\" kinds name their cell "
+              "themselves)."))
+    luong_score: str = setting(
+        "general", choices=LUONG_SCORES,
+        help="luong: \"dot\" (s . h) or \"general\" (s W h) attention score.")
+    dropout: float = setting(
+        0.1, low=0.0, high=0.9,
+        help=("Dropout rate on embeddings, between layers and (Transformers) on attention weights and "
+              "on each sublayer's output before the residual sum."))
+    num_heads: int = setting(
+        4, low=1, high=128,
+        help="Transformers: attention heads; model_dim must be a multiple of it.")
+    model_dim: int = setting(
+        256, low=1, high=16384,
+        help="Transformers: width of embeddings, attention and residual stream.")
+    feed_forward_dim: int = setting(
+        1024, low=1, high=65536,
+        help=("Transformers: hidden width of the position-wise feed-forward network (4 x model_dim is "
+              "usual)."))
+    activation_dropout: float = setting(
+        0.0, low=0.0, high=0.9,
+        help=("Transformers: dropout on the feed-forward network's hidden (ReLU) activations. 0, as "
+              "in the original Transformer, fairseq (`activation_dropout`) and nanoGPT: `dropout` "
+              "already drops the network's output. It is the largest dropout tensor (feed_forward_dim "
+              "wide), so it costs the most time of any dropout."))
+    norm_first: bool = setting(
+        True,
+        help=("Transformers: pre-norm (LayerNorm before each sublayer; trains stably without warm-up) "
+              "rather than the original post-norm."))
+    positional: str = setting(
+        "sinusoidal", choices=POSITIONAL_ENCODINGS,
+        help="Transformers: \"sinusoidal\" (fixed) or \"learned\" position embeddings.")
+    max_source_length: int = setting(
+        128, low=1, high=100_000,
+        help="Longest source in tokens (learned positions and the source side of attention use it).")
+    max_target_length: int = setting(
+        128, low=2, high=100_000,
+        help=("Longest decoder input in tokens, <s> included: the KV cache size of Transformers and "
+              "the context length of language models. Decoding runs at most this many steps."))
+    tie_embeddings: bool = setting(
+        False,
+        help="Share the target embedding matrix with the output projection (Press & Wolf 2017).")
 
     def __post_init__(self) -> None:
-        check_choice("kind", self.kind, MODEL_KINDS)
-        # Decoder-only models have no source; any value (0 included) is accepted and ignored.
-        low_source = 0 if self.kind in DECODER_ONLY_KINDS else MIN_VOCAB_SIZE
-        check_range("source_vocab_size", self.source_vocab_size, low_source, 2_000_000)
-        check_range("target_vocab_size", self.target_vocab_size, MIN_VOCAB_SIZE, 2_000_000)
-        check_range("embedding_dim", self.embedding_dim, 1, 8192)
-        check_range("hidden_units", self.hidden_units, 1, 8192)
-        check_range("num_layers", self.num_layers, 1, 48)
-        check_choice("rnn_cell", self.rnn_cell, RNN_CELLS)
-        check_choice("luong_score", self.luong_score, LUONG_SCORES)
-        check_range("dropout", self.dropout, 0.0, 0.9)
-        check_range("activation_dropout", self.activation_dropout, 0.0, 0.9)
-        check_range("num_heads", self.num_heads, 1, 128)
-        check_range("model_dim", self.model_dim, 1, 16384)
-        check_range("feed_forward_dim", self.feed_forward_dim, 1, 65536)
-        check_choice("positional", self.positional, POSITIONAL_ENCODINGS)
-        check_range("max_source_length", self.max_source_length, 1, 100_000)
-        check_range("max_target_length", self.max_target_length, 2, 100_000)
-        for name in ("embedding_dim", "hidden_units", "num_layers", "num_heads", "model_dim",
-                     "feed_forward_dim", "max_source_length", "max_target_length",
-                     "source_vocab_size", "target_vocab_size"):
-            if not isinstance(getattr(self, name), int):
-                raise ConfigError(f"{name} must be an integer, got {getattr(self, name)!r}.")
-        for name in ("bidirectional", "norm_first", "tie_embeddings"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}.")
+        super().__post_init__()
+        if self.kind not in DECODER_ONLY_KINDS:  # decoder-only models accept any source size (0 included)
+            check_range("source_vocab_size", self.source_vocab_size, MIN_VOCAB_SIZE, 2_000_000)
         if self.kind in TRANSFORMER_KINDS and self.model_dim % self.num_heads:
             raise ConfigError(
                 f"model_dim must be a multiple of num_heads, got model_dim={self.model_dim} "
@@ -145,7 +141,6 @@ class ModelConfig(ConfigMixin):
         """The recurrent cell this config's RNN family uses."""
         return self.kind if self.kind in RNN_CELLS else ("lstm" if self.kind == "lstm-lm"
                                                            else self.rnn_cell)
-
 
 # Sizes shared by the recurrent families and by the Transformer families, per preset. "tiny" trains
 # in seconds on a CPU (demos, tests); "small" suits a corpus of a few thousand pairs on a laptop;

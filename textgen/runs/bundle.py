@@ -47,7 +47,7 @@ _README = """TextGen Lab run {run_id} ({kind}), checkpoint {checkpoint} (step {s
 Unzip, then in Python (with textgen installed):
 
     from pathlib import Path
-    from textgen import artifacts
+    from textgen.training import artifacts
     from textgen.decoding import DecodingConfig, generate
 
     trained = artifacts.load_trained(Path("{run_id}"))

@@ -7,6 +7,7 @@ import dataclasses
 import math
 from typing import Any
 
+from textgen.core.config import FieldSpec
 from textgen.core.errors import ConfigError, CorpusError
 from textgen.data import registry
 from textgen.data.config import CorpusConfig, TokenizerConfig
@@ -43,22 +44,51 @@ def split_settings(settings: dict[str, str]) -> tuple[dict[str, str], dict[str, 
     `tokenizer=char` names the tokenizer kind; a prefix (`model.dropout`, `train.seed`,
     `tokenizer.vocab_size`) picks the config explicitly.
     """
-    configs = {"tokenizer": TokenizerConfig, "model": ModelConfig, "train": TrainConfig}
-    routed: dict[str, dict[str, str]] = {name: {} for name in configs}
+    routed: dict[str, dict[str, str]] = {name: {} for name in SETTING_CONFIGS}
     for key, value in settings.items():
-        if key == "tokenizer":
-            routed["tokenizer"]["kind"] = value
-            continue
-        prefix, dot, field = key.partition(".")
-        if dot and prefix in configs:
-            routed[prefix][field] = value
-            continue
-        owners = [name for name, cls in configs.items() if key in cls.field_names() and key != "kind"]
-        if not owners:
-            valid = sorted({f for cls in configs.values() for f in cls.field_names()} - {"kind"})
-            raise ConfigError(f"unknown setting {key!r}. Valid keys: tokenizer, {', '.join(valid)}.")
-        routed[owners[0]][key] = value
+        owner, field = _route(key)
+        routed[owner][field] = value
     return routed["tokenizer"], routed["model"], routed["train"]
+
+
+# The configs a run's `--set key=value` settings go to, by prefix.
+SETTING_CONFIGS = {"tokenizer": TokenizerConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+def _route(key: str) -> tuple[str, str]:
+    """(config prefix, field name) of a run setting: see `split_settings`."""
+    if key == "tokenizer":
+        return "tokenizer", "kind"
+    prefix, dot, field = key.partition(".")
+    if dot and prefix in SETTING_CONFIGS:
+        SETTING_CONFIGS[prefix].field_spec(field)  # says the valid fields when it is not one
+        return prefix, field
+    owners = [name for name, cls in SETTING_CONFIGS.items() if key in cls.field_names() and key != "kind"]
+    if not owners:
+        valid = sorted({f for cls in SETTING_CONFIGS.values() for f in cls.field_names()} - {"kind"})
+        raise ConfigError(f"unknown setting {key!r}. Valid keys: tokenizer, {', '.join(valid)}.")
+    return owners[0], key
+
+
+def setting_spec(key: str) -> FieldSpec:
+    """The declaration (type, default, range or choices, help) of a run setting, named as in
+    `--set key=value` (`tokenizer` for the tokenizer's kind)."""
+    owner, field = _route(key)
+    return SETTING_CONFIGS[owner].field_spec(field)
+
+
+def parse_setting(key: str, text: str) -> Any:
+    """A run setting's text (from the command line or a link) as a value of its field's type,
+    within its range or choices; ConfigError says what was expected."""
+    owner, field = _route(key)
+    return SETTING_CONFIGS[owner].parse_setting(field, text)
+
+
+def settings_help() -> str:
+    """Every run setting with its valid values, for `train --set`'s help."""
+    names = ["tokenizer"] + [f for cls in SETTING_CONFIGS.values() for f in cls.field_names() if f != "kind"]
+    return ", ".join(f"{name} ({setting_spec(name).allowed})" if setting_spec(name).allowed else name
+                     for name in dict.fromkeys(names))
 
 
 def plan_run(
