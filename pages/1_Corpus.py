@@ -20,7 +20,7 @@ from pages import ui
 from pages.ui import forms
 from textgen.core.errors import TextgenError
 from textgen.data import registry, samples
-from textgen.data.config import FORMATS, TOKENIZER_KINDS, CorpusConfig, TokenizerConfig
+from textgen.data.config import CorpusConfig, TokenizerConfig
 from textgen.training import estimates
 
 st.set_page_config(page_title="Corpus · TextGen Lab", page_icon="📄", layout="wide")
@@ -169,8 +169,8 @@ with ui.user_errors():
             help="The format is detected from the content; the file name is only a label.",
         )
         columns = st.columns(3)
-        format_ = columns[0].selectbox("Format", FORMATS, key="corpus-format",
-                                       help="auto detects it from the content.")
+        with columns[0]:
+            format_ = forms.setting_input(CorpusConfig.field_spec("format"), "auto", key="corpus-format", label="Format")
         if format_ in FIELD_FORMATS:
             source_field = columns[1].text_input(
                 "Source column" if format_ == "csv" else "Source key", key="corpus-source-field",
@@ -203,21 +203,20 @@ with ui.user_errors():
 
     defaults = CorpusConfig()
     columns = st.columns(4)
-    columns[0].number_input("Validation fraction", min_value=0.0, max_value=0.5, value=defaults.valid_fraction,
-                            step=0.05, key="corpus-valid")
-    columns[1].number_input("Test fraction", min_value=0.0, max_value=0.5, value=defaults.test_fraction,
-                            step=0.05, key="corpus-test")
-    columns[2].number_input("Split seed", min_value=0, max_value=2**31 - 1, value=defaults.split_seed, step=1,
-                            key="corpus-seed")
-    columns[3].checkbox("Remove duplicates", value=defaults.deduplicate, key="corpus-dedupe",
-                        help="Drop examples that repeat an earlier (source, target) exactly.")
+    for column, (name, key, label) in zip(columns, [("valid_fraction", "corpus-valid", "Validation fraction"),
+                                                     ("test_fraction", "corpus-test", "Test fraction"),
+                                                     ("split_seed", "corpus-seed", "Split seed"),
+                                                     ("deduplicate", "corpus-dedupe", "Remove duplicates")]):
+        with column:
+            forms.setting_input(CorpusConfig.field_spec(name), getattr(defaults, name), key=key, label=label)
     with st.expander("Tokenizer for the OOV figures"):
         columns = st.columns(2)
-        tokenizer_kind = columns[0].selectbox("Tokenizer", TOKENIZER_KINDS, index=TOKENIZER_KINDS.index("word"),
-                                              key="corpus-tokenizer")
-        vocab_size = int(columns[1].number_input("Vocabulary size", min_value=8, max_value=1_000_000,
-                                                 value=TokenizerConfig().vocab_size, step=1000,
-                                                 key="corpus-vocab"))
+        with columns[0]:
+            tokenizer_kind = forms.setting_input(TokenizerConfig.field_spec("kind"), "word", key="corpus-tokenizer",
+                                                 label="Tokenizer")
+        with columns[1]:
+            vocab_size = int(forms.setting_input(TokenizerConfig.field_spec("vocab_size"), TokenizerConfig().vocab_size,
+                                                 key="corpus-vocab", label="Vocabulary size"))
 
     columns = st.columns([1, 1, 4])
     check_clicked = columns[0].button("Check", icon=":material/fact_check:", disabled=data is None,

@@ -16,7 +16,7 @@ from pages import ui
 from pages.ui import charts
 from textgen.analysis import curves
 from textgen.core.errors import TextgenError
-from textgen.runs import bundle
+from textgen.runs import bundle, manage
 from textgen.store.database import ACTIVE_STATUSES, RunStore
 from textgen.training import jobs
 
@@ -104,7 +104,7 @@ def rename_run(run_id: str) -> None:
     """Button callback (runs before the script, so the pickers show the new label at once)."""
     try:
         with ui.open_store() as store:
-            bundle.rename_run(store, run_id, st.session_state.get(f"rename-{run_id}", ""))
+            manage.rename_run(store, run_id, st.session_state.get(f"rename-{run_id}", ""))
         st.session_state[FLASH_KEY] = ("success", "Renamed.")
     except TextgenError as error:
         st.session_state[FLASH_KEY] = ("error", str(error))
@@ -147,7 +147,7 @@ def bundle_bytes(home: str, run_id: str) -> bytes:
 
 def metrics_text(home: str, run_id: str) -> str:
     with RunStore(home) as store:
-        return bundle.metrics_csv(store, [run_id])
+        return manage.metrics_csv(store, [run_id])
 
 
 st.title("Runs")
@@ -237,7 +237,7 @@ with ui.user_errors():
 
             with ui.open_store() as store:
                 samples = store.get_samples(run.id)
-                overview = bundle.run_overview(store, run)
+                overview = manage.run_overview(store, run)
                 try:
                     corpus_label = store.get_corpus(run.corpus_id).label if run.corpus_id else None
                 except TextgenError:
@@ -278,7 +278,7 @@ with ui.user_errors():
                 st.json(overview.config, expanded=1)
 
             with manage_tab:
-                st.text_input("Label", value=run.label, max_chars=bundle.LABEL_MAX_CHARS, key=f"rename-{run.id}")
+                st.text_input("Label", value=run.label, max_chars=manage.LABEL_MAX_CHARS, key=f"rename-{run.id}")
                 st.button("Rename", key=f"rename-button-{run.id}", on_click=rename_run, args=(run.id,))
 
                 st.markdown("**Export**")

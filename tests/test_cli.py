@@ -14,8 +14,9 @@ from textgen.data import samples
 def test_help_lists_the_commands() -> None:
     result = run_cli("--help")
     assert result.returncode == 0
-    for command in ("corpus", "runs"):
-        assert command in result.stdout.decode()
+    listed = result.stdout.decode()
+    for group in {command.split()[0] for command in COMMANDS} - {"worker"}:  # the job process's own command
+        assert f"    {group} " in listed, group
 
 
 def test_sample_without_name_lists_every_builtin_corpus() -> None:
@@ -138,3 +139,17 @@ def test_train_plan_says_what_bfloat16_does_on_this_cpu_and_starts_nothing(home:
     assert as_json["matmul_precision_note"] == hardware.bfloat16_note()
     with RunStore(home) as store:
         assert store.list_runs() == []
+
+
+COMMANDS = ("corpus sample", "corpus inspect", "corpus add", "corpus list", "train", "worker", "stop", "resume",
+            "delete", "generate", "evaluate", "compare", "export", "import", "settings", "runs")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_and_is_listed(command: str, capsys) -> None:
+    from textgen.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([*command.split(), "--help"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: python -m textgen {command}")

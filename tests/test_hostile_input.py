@@ -434,7 +434,7 @@ def test_case_16_invisible_bidi_and_ansi_are_marked_in_previews_logs_and_labels(
     """Zero-width and bidi-override characters and ANSI escapes: counted in the corpus report's
     warnings, marked ⟨U+XXXX⟩ in the Corpus page's preview, in the CLI's output (logs) and in run
     labels everywhere, so a label cannot pose as another run's and ESC never reaches a terminal."""
-    from textgen.runs import bundle
+    from textgen.runs import manage
     from textgen.store.database import RunStore
 
     content = "".join(f"{SPOOFS[k]} {i}\tplain {i}\n" for i, k in enumerate(list(SPOOFS) * 5))
@@ -449,7 +449,7 @@ def test_case_16_invisible_bidi_and_ansi_are_marked_in_previews_logs_and_labels(
     with RunStore(demo_home) as store:
         runs = store.list_runs()
         for run, text in zip(runs, SPOOFS.values()):
-            bundle.rename_run(store, run.id, text)
+            manage.rename_run(store, run.id, text)
     listed = run_cli("runs", home=demo_home).stdout.decode()
     assert "gru⟨U+200B⟩ demo" in listed and "⟨U+202E⟩omed urg" in listed and "⟨U+001B⟩[2J" in listed
     assert not any(ch in listed for ch in "\u200b\u202e\x1b")
@@ -533,7 +533,7 @@ def test_case_19_exported_csv_cells_that_look_like_formulas_are_neutralised(demo
     tab, and full-width forms) with an apostrophe; numbers stay numbers."""
     from textgen.analysis import leaderboard
     from textgen.core import tables
-    from textgen.runs import bundle
+    from textgen.runs import manage
     from textgen.scoring.metrics import score
     from textgen.store.database import RunStore
 
@@ -552,12 +552,12 @@ def test_case_19_exported_csv_cells_that_look_like_formulas_are_neutralised(demo
     with RunStore(demo_home) as store:
         runs = store.list_runs()
         for run, formula in zip(runs, FORMULAS):
-            bundle.rename_run(store, run.id, formula)
+            manage.rename_run(store, run.id, formula)
         runs = store.list_runs()
         board = leaderboard.to_csv(leaderboard.leaderboard_rows(store, runs))
         assert_inert(board, {r.label for r in runs})
         store.log_metrics(runs[0].id, 999, {"=cmd|' /C calc'!A0": 1.0, "loss": -1.5}, split="train")
-        metrics = bundle.metrics_csv(store, [runs[0].id])
+        metrics = manage.metrics_csv(store, [runs[0].id])
         assert_inert(metrics, {"=cmd|' /C calc'!A0"})
         assert "-1.5" in cells(metrics)  # a number, not neutralised
         examples = {r.id: leaderboard.load_examples(store, leaderboard.latest_per_run(store, [r.id], "test")[r.id])

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from textgen.core.errors import ConfigError, StoreError
 from textgen.core.text import chart_text
-from textgen.runs import bundle
+from textgen.runs import bundle, manage
 from textgen.store.database import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -187,12 +187,12 @@ def test_bundle_and_label_errors(demo_home: Path) -> None:
         fresh = store.create_run(label="untrained", kind="gru", config={})
         with pytest.raises(StoreError, match="no checkpoint yet"):
             bundle.export_bundle(store, fresh.id)
-        overview = bundle.run_overview(store, fresh)
+        overview = manage.run_overview(store, fresh)
         assert overview.parameter_count is None and overview.checkpoints == []
-        assert bundle.metrics_csv(store, [fresh.id]) == "run_id,step,epoch,split,name,value,time\n"
-    assert bundle.clean_label("  a\tb\n c ") == "a b c"
+        assert manage.metrics_csv(store, [fresh.id]) == "run_id,step,epoch,split,name,value,time\n"
+    assert manage.clean_label("  a\tb\n c ") == "a b c"
     with pytest.raises(ConfigError, match="at most 100"):
-        bundle.clean_label("x" * 101)
+        manage.clean_label("x" * 101)
     assert bundle.bundle_file_name("r-0123456789ab") == "r-0123456789ab-bundle.zip"
 
 

@@ -29,7 +29,9 @@ the list, marked unfinished. The list is ordered: finished first, each group by 
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -78,77 +80,161 @@ def beam_search(
     scores where empty; "alive_log_probs" (batch, beam) (as they were when the row was done);
     "done" (batch,); "last_steps" (batch,): the step each done row ended at; "steps".
     """
+    K, N = _checked_sizes(beam_width, num_return, stopping)
+    start_ids = tf.convert_to_tensor(start_ids, tf.int32)
+    max_steps = tf.convert_to_tensor(max_steps, tf.int32)
+    deadline = as_deadline(deadline)
+    batch = tf.shape(start_ids)[0]
+    max_lengths = (tf.fill([batch], max_steps) if max_lengths is None
+                   else tf.minimum(tf.cast(max_lengths, tf.int32), max_steps))
+    alpha = tf.cast(alpha, tf.float32)
+    # With stopping "max_length", the bound on what a live hypothesis can still score.
+    max_penalty = length_penalty(max_lengths, alpha)  # (batch,)
+    search = _Search(step_fn, K, N, alpha, eos_id, banned_ids, stopping, max_lengths, max_penalty, batch)
+    rows, tokens, state, alive, pool, done, last_steps, record = search.first_step(start_ids, initial_state)
+    histories = write_arrays(new_arrays(record), 0, record)
+
+    def condition(step, rows, tokens, state, alive, pool, done, last_steps, histories):
+        return (step < max_steps) & (tf.size(rows) > 0) & (tf.timestamp() < deadline)
+
+    def body(step, rows, tokens, state, alive, pool, done, last_steps, histories):
+        rows, tokens, state, alive, pool, done, last_steps, record = search.advance(
+            step, rows, tokens, state, alive, pool, done, last_steps)
+        return (step + 1, rows, tokens, state, alive, pool, done, last_steps,
+                write_arrays(histories, step, record))
+
+    loop_vars = (tf.constant(1), rows, tokens, state, alive, pool, done, last_steps, histories)
+    # The searching rows, their tokens and their state shrink as rows finish (axis 0).
+    invariants = (None, *any_length((rows, tokens, state)),
+                  *tf.nest.map_structure(lambda _: None, loop_vars[4:]))
+    steps, _, _, _, alive, pool, done, last_steps, histories = tf.while_loop(
+        condition, body, loop_vars, shape_invariants=invariants)
+    return _results(steps, alive, pool, done, last_steps, histories)
+
+
+_NEG_INF = -math.inf
+
+
+def _checked_sizes(beam_width: int, num_return: int | None, stopping: str) -> tuple[int, int]:
+    """(K, N): the beam width and the pool size, checked with the stopping rule."""
     K = int(beam_width)
     N = int(num_return or beam_width)
     if not 1 <= N <= K:
         raise ValueError(f"num_return must be between 1 and beam_width ({K}), got {N}.")
     if stopping not in ("current_length", "max_length"):
         raise ValueError(f"stopping must be 'current_length' or 'max_length', got {stopping!r}.")
-    start_ids = tf.convert_to_tensor(start_ids, tf.int32)
-    max_steps = tf.convert_to_tensor(max_steps, tf.int32)
-    deadline = as_deadline(deadline)
-    alpha = tf.cast(alpha, tf.float32)
-    batch = tf.shape(start_ids)[0]
-    neg_inf = tf.constant(-math.inf, tf.float32)
-    max_lengths = (tf.fill([batch], max_steps) if max_lengths is None
-                   else tf.minimum(tf.cast(max_lengths, tf.int32), max_steps))
-    # With stopping "max_length", the bound on what a live hypothesis can still score.
-    max_penalty = length_penalty(max_lengths, alpha)  # (batch,)
+    return K, N
 
-    def advance(step, rows, tokens, state, alive, pool, done, last_steps, width=K):
+
+def _results(steps, alive, pool, done, last_steps, histories) -> dict[str, tf.Tensor]:
+    """What `beam_search` returns, from its loop's final values."""
+    stacked = stack_arrays(histories)
+    attention = {k[len("attention/"):]: v for k, v in stacked.items() if k.startswith("attention/")}
+    return {"parents": stacked["parents"], "tokens": stacked["tokens"],
+            "log_probs": stacked["log_probs"], "attention": attention,
+            "pool_scores": pool["scores"], "pool_steps": pool["steps"],
+            "pool_parents": pool["parents"], "pool_log_probs": pool["log_probs"],
+            "alive_log_probs": alive, "done": done, "last_steps": last_steps, "steps": steps}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Search:
+    """What stays fixed during one beam search, and its step. K: beam width; N: pool size."""
+
+    step_fn: StepFunction
+    K: int
+    N: int
+    alpha: tf.Tensor
+    eos_id: int
+    banned_ids: Any
+    stopping: str
+    max_lengths: tf.Tensor  # (batch,)
+    max_penalty: tf.Tensor  # (batch,): the length penalty at each row's cap
+    batch: tf.Tensor
+
+    def first_step(self, start_ids, initial_state):
+        """`advance` from the start: only slot 0 is live, so the first step computes one
+        hypothesis a row and expands it to K."""
+        K, N, batch = self.K, self.N, self.batch
+        alive = tf.tile(tf.concat([[0.0], tf.fill([K - 1], -math.inf)], 0)[None, :], [batch, 1])
+        pool = {"scores": tf.fill([batch, N], _NEG_INF), "steps": tf.zeros([batch, N], tf.int32),
+                "parents": tf.zeros([batch, N], tf.int32), "log_probs": tf.zeros([batch, N])}
+        return self.advance(0, tf.range(batch), start_ids, initial_state, alive, pool, tf.zeros([batch], tf.bool),
+                            tf.zeros([batch], tf.int32), width=1)
+
+    def advance(self, step, rows, tokens, state, alive, pool, done, last_steps, width=None):
         """One step for the batch rows still searching: rows (n,) int32, in order; tokens
         (n * width,) and state hold their hypotheses, row-major: width K, or 1 at the first
         step (each row's one hypothesis, computed once, not K times). alive, pool, done and
         last_steps cover the whole batch; only the searching rows' entries change. Returns the
-        next step's rows, tokens and state (K hypotheses a row)."""
-        logits, new_state, attention = step_fn(tokens, state)
-        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))  # (n * width, vocab)
-        n = tf.shape(rows)[0]
-        vocab = tf.shape(log_probs)[-1]
-        scores = tf.reshape(ban(log_probs, banned_ids), [n, width, vocab])
-        row_alive = tf.gather(alive, rows)[:, :width]  # (n, width)
-        candidates = tf.reshape(row_alive[:, :, None] + scores, [n, width * vocab])
-        top_values, top_index = tf.math.top_k(candidates, K)  # (n, K)
-        parents = top_index // vocab  # (n, K), each in range(width)
-        next_tokens = top_index % vocab
-        token_log_probs = tf.gather(tf.reshape(log_probs, [n, width * vocab]), top_index,
-                                    batch_dims=1)
-        live = top_values > neg_inf
-        ends = tf.logical_and(live, tf.equal(next_tokens, eos_id))
-        # Finished continuations join the pool, which keeps the N best scores.
-        ended_scores = tf.where(ends, top_values / length_penalty(step + 1, alpha), neg_inf)
-        row_pool = {k: tf.gather(v, rows) for k, v in pool.items()}  # each (n, N)
-        merged_scores = tf.concat([row_pool["scores"], ended_scores], axis=1)  # (n, N + K)
-        pool_scores, order = tf.math.top_k(merged_scores, N)
-        new_pool = {
-            "scores": pool_scores,
-            "steps": tf.gather(tf.concat([row_pool["steps"], tf.fill([n, K], step)], 1), order,
-                               batch_dims=1),
-            "parents": tf.gather(tf.concat([row_pool["parents"], parents], 1), order,
-                                 batch_dims=1),
-            "log_probs": tf.gather(tf.concat([row_pool["log_probs"], token_log_probs], 1), order,
-                                   batch_dims=1),
-        }
-        new_alive = tf.where(ends, neg_inf, top_values)
-        best_alive = tf.reduce_max(new_alive, axis=1)  # (n,)
-        worst_kept = pool_scores[:, N - 1]
-        penalty = (length_penalty(step + 1, alpha) if stopping == "current_length"
-                   else tf.gather(max_penalty, rows))
-        cannot_improve = worst_kept >= best_alive / penalty
-        now_done = (tf.logical_not(best_alive > neg_inf) | ((worst_kept > neg_inf) & cannot_improve)
-                    | (step + 1 >= tf.gather(max_lengths, rows)))  # (n,)
+        next step's rows, tokens and state (K hypotheses a row), the whole-batch search state
+        and the step's record for the histories."""
+        K, width = self.K, width or self.K
+        logits, new_state, attention = self.step_fn(tokens, state)
+        top_values, parents, next_tokens, token_log_probs = self._best_continuations(logits, rows, alive, width)
+        ends = tf.logical_and(top_values > _NEG_INF, tf.equal(next_tokens, self.eos_id))
+        new_pool = self._pool_with(step, rows, pool, ends, top_values, parents, token_log_probs)
+        new_alive = tf.where(ends, _NEG_INF, top_values)
+        now_done = self._done(step, rows, new_alive, new_pool["scores"])  # (n,)
         index = rows[:, None]  # (n, 1): scatter positions in the whole batch
+        n = tf.shape(rows)[0]
         alive = tf.tensor_scatter_nd_update(alive, index, new_alive)
         pool = {k: tf.tensor_scatter_nd_update(pool[k], index, new_pool[k]) for k in pool}
         done = tf.tensor_scatter_nd_update(done, index, now_done)
         last_steps = tf.tensor_scatter_nd_update(last_steps, index, tf.fill([n], step))
         slots = tf.reshape(index * K + tf.range(width)[None, :], [-1, 1])  # (n * width, 1): flat rows
-        record = {"parents": _spread(index, parents, batch),
-                  "tokens": _spread(index, next_tokens, batch),
-                  "log_probs": _spread(index, token_log_probs, batch),
-                  **{"attention/" + k: _spread(slots, v, batch * K) for k, v in attention.items()}}
-        # Rows done now leave the batch the model computes; the others' hypotheses are
-        # reordered by parent.
+        record = {"parents": _spread(index, parents, self.batch),
+                  "tokens": _spread(index, next_tokens, self.batch),
+                  "log_probs": _spread(index, token_log_probs, self.batch),
+                  **{"attention/" + k: _spread(slots, v, self.batch * K) for k, v in attention.items()}}
+        rows, next_ids, new_state = self._compacted(rows, now_done, parents, next_tokens, state, new_state, width)
+        return rows, next_ids, new_state, alive, pool, done, last_steps, record
+
+    def _best_continuations(self, logits, rows, alive, width):
+        """The K best continuations of each searching row's live hypotheses by total
+        log-probability: their totals, parent slots, tokens and token log-probabilities (n, K)."""
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))  # (n * width, vocab)
+        n = tf.shape(rows)[0]
+        vocab = tf.shape(log_probs)[-1]
+        scores = tf.reshape(ban(log_probs, self.banned_ids), [n, width, vocab])
+        row_alive = tf.gather(alive, rows)[:, :width]  # (n, width)
+        candidates = tf.reshape(row_alive[:, :, None] + scores, [n, width * vocab])
+        top_values, top_index = tf.math.top_k(candidates, self.K)  # (n, K)
+        token_log_probs = tf.gather(tf.reshape(log_probs, [n, width * vocab]), top_index, batch_dims=1)
+        return top_values, top_index // vocab, top_index % vocab, token_log_probs  # parents in range(width)
+
+    def _pool_with(self, step, rows, pool, ends, top_values, parents, token_log_probs):
+        """The searching rows' pools (n, N) with this step's finished continuations merged in,
+        keeping the N best scores."""
+        n = tf.shape(rows)[0]
+        ended_scores = tf.where(ends, top_values / length_penalty(step + 1, self.alpha), _NEG_INF)
+        row_pool = {k: tf.gather(v, rows) for k, v in pool.items()}  # each (n, N)
+        merged_scores = tf.concat([row_pool["scores"], ended_scores], axis=1)  # (n, N + K)
+        pool_scores, order = tf.math.top_k(merged_scores, self.N)
+
+        def merged(key, new):
+            return tf.gather(tf.concat([row_pool[key], new], 1), order, batch_dims=1)
+
+        return {"scores": pool_scores, "steps": merged("steps", tf.fill([n, self.K], step)),
+                "parents": merged("parents", parents), "log_probs": merged("log_probs", token_log_probs)}
+
+    def _done(self, step, rows, new_alive, pool_scores):
+        """Which searching rows stop: nothing alive, the length cap reached, or a full pool that
+        no live hypothesis can beat (by the stopping rule's bound)."""
+        best_alive = tf.reduce_max(new_alive, axis=1)  # (n,)
+        worst_kept = pool_scores[:, self.N - 1]
+        if self.stopping == "current_length":
+            penalty = length_penalty(step + 1, self.alpha)
+        else:  # the bound at each row's cap
+            penalty = tf.gather(self.max_penalty, rows)
+        cannot_improve = worst_kept >= best_alive / penalty
+        return (tf.logical_not(best_alive > _NEG_INF) | ((worst_kept > _NEG_INF) & cannot_improve)
+                | (step + 1 >= tf.gather(self.max_lengths, rows)))
+
+    def _compacted(self, rows, now_done, parents, next_tokens, state, new_state, width):
+        """Rows done now leave the batch the model computes; the others' hypotheses are
+        reordered by parent. Returns the next rows (m,), tokens (m * K,) and state."""
+        K, n = self.K, tf.shape(rows)[0]
         kept = tf.cast(tf.where(tf.logical_not(now_done))[:, 0], tf.int32)  # (m,) of range(n)
         flat_parents = tf.reshape(tf.gather(parents, kept) + kept[:, None] * width, [-1])  # (m * K,)
         all_kept = tf.equal(tf.size(kept), n)
@@ -166,41 +252,7 @@ def beam_search(
 
         new_state = tf.nest.map_structure(reorder, state, new_state)
         next_ids = tf.reshape(tf.gather(next_tokens, kept), [-1])  # (m * K,)
-        return (tf.gather(rows, kept), next_ids, new_state, alive, pool, done, last_steps,
-                record)
-
-    # Only slot 0 is live at first: the first step computes one hypothesis a row and expands it.
-    alive = tf.tile(tf.concat([[0.0], tf.fill([K - 1], -math.inf)], 0)[None, :], [batch, 1])
-    pool = {"scores": tf.fill([batch, N], neg_inf), "steps": tf.zeros([batch, N], tf.int32),
-            "parents": tf.zeros([batch, N], tf.int32), "log_probs": tf.zeros([batch, N])}
-    done = tf.zeros([batch], tf.bool)
-    last_steps = tf.zeros([batch], tf.int32)
-    rows, tokens, state, alive, pool, done, last_steps, record = advance(
-        0, tf.range(batch), start_ids, initial_state, alive, pool, done, last_steps, width=1)
-    histories = write_arrays(new_arrays(record), 0, record)
-
-    def condition(step, rows, tokens, state, alive, pool, done, last_steps, histories):
-        return (step < max_steps) & (tf.size(rows) > 0) & (tf.timestamp() < deadline)
-
-    def body(step, rows, tokens, state, alive, pool, done, last_steps, histories):
-        rows, tokens, state, alive, pool, done, last_steps, record = advance(
-            step, rows, tokens, state, alive, pool, done, last_steps)
-        return (step + 1, rows, tokens, state, alive, pool, done, last_steps,
-                write_arrays(histories, step, record))
-
-    loop_vars = (tf.constant(1), rows, tokens, state, alive, pool, done, last_steps, histories)
-    # The searching rows, their tokens and their state shrink as rows finish (axis 0).
-    invariants = (None, *any_length((rows, tokens, state)),
-                  *tf.nest.map_structure(lambda _: None, loop_vars[4:]))
-    steps, _, _, _, alive, pool, done, last_steps, histories = tf.while_loop(
-        condition, body, loop_vars, shape_invariants=invariants)
-    stacked = stack_arrays(histories)
-    attention = {k[len("attention/"):]: v for k, v in stacked.items() if k.startswith("attention/")}
-    return {"parents": stacked["parents"], "tokens": stacked["tokens"],
-            "log_probs": stacked["log_probs"], "attention": attention,
-            "pool_scores": pool["scores"], "pool_steps": pool["steps"],
-            "pool_parents": pool["parents"], "pool_log_probs": pool["log_probs"],
-            "alive_log_probs": alive, "done": done, "last_steps": last_steps, "steps": steps}
+        return tf.gather(rows, kept), next_ids, new_state
 
 
 def _spread(index: tf.Tensor, values: tf.Tensor, size) -> tf.Tensor:

@@ -1,5 +1,4 @@
-"""A run as something to read, rename or take away: its overview (config, parameter count,
-checkpoints), a checked rename, the metrics CSV, and the export bundle.
+"""A run to take away or bring in: the export bundle and its import.
 
 The bundle is a zip built in memory with the run folder's own layout, so unzipping it gives a
 folder that `textgen.training.artifacts.load_trained` loads like any run::
@@ -32,14 +31,13 @@ import json
 import re
 import time
 import zipfile
-from typing import Any, Sequence
+from typing import Any
 
 from textgen.core.errors import ConfigError, StoreError
+from textgen.runs.manage import LABEL_MAX_CHARS, clean_label, metrics_csv
 from textgen.store.database import RunRecord, RunStore
 from textgen.training import artifacts
 
-LABEL_MAX_CHARS = 100
-METRIC_COLUMNS = ("run_id", "step", "epoch", "split", "name", "value", "time")
 _CHECKPOINT_NAME = re.compile(r"^ckpt-[0-9]+$")
 _CHECKPOINT_FILES = ("config.json", "model.weights.h5", artifacts.STATE_FILE)
 _README = """TextGen Lab run {run_id} ({kind}), checkpoint {checkpoint} (step {step}).
@@ -58,84 +56,6 @@ Unzip, then in Python (with textgen installed):
 run.json is the full configuration (corpus id, tokenizer, model, training); metrics.csv holds
 every logged value (split, name, value by step).
 """
-
-
-@dataclasses.dataclass(frozen=True)
-class CheckpointSummary:
-    name: str
-    step: int
-    epoch: float
-    metrics: dict[str, float]
-    is_best: bool
-    is_last: bool
-
-
-@dataclasses.dataclass(frozen=True)
-class RunOverview:
-    """What the Runs page shows about one run (plain data; the label is untrusted text)."""
-
-    run_id: str
-    label: str
-    kind: str
-    status: str
-    corpus_id: str | None
-    error: str | None
-    config: dict[str, Any]
-    parameter_count: int | None  # None when the stored config is not a model config we know
-    checkpoints: list[CheckpointSummary]
-
-
-def run_overview(store: RunStore, run: RunRecord) -> RunOverview:
-    """Config, exact parameter count (from the config, no model is built) and checkpoints."""
-    from textgen.models import ModelConfig, parameter_count
-
-    try:
-        count: int | None = parameter_count(ModelConfig.from_dict(dict(run.config["model"])))
-    except (KeyError, TypeError, ValueError):  # ConfigError is a ValueError
-        count = None
-    checkpoints = artifacts.Checkpoints(store.run_dir(run.id))
-    best, last = checkpoints.get("best"), checkpoints.get("last")
-    summaries = [
-        CheckpointSummary(info.name, info.step, info.epoch, dict(info.metrics),
-                          is_best=best is not None and info.name == best.name,
-                          is_last=last is not None and info.name == last.name)
-        for info in checkpoints.list()
-    ]
-    return RunOverview(run.id, run.label, run.kind, run.status, run.corpus_id, run.error,
-                       dict(run.config), count, summaries)
-
-
-def clean_label(text: str, max_chars: int = LABEL_MAX_CHARS) -> str:
-    """A new run label: surrounding whitespace stripped, inner runs of whitespace (line breaks,
-    tabs) made one space, since a label is one line. Empty or too long raises ConfigError."""
-    if not isinstance(text, str):
-        raise ConfigError(f"a run label must be text, got {type(text).__name__}.")
-    cleaned = " ".join(text.split())
-    if not cleaned:
-        raise ConfigError("a run label cannot be empty.")
-    if len(cleaned) > max_chars:
-        raise ConfigError(f"a run label must be at most {max_chars} characters, got {len(cleaned)}.")
-    return cleaned
-
-
-def rename_run(store: RunStore, run_id: str, text: str) -> RunRecord:
-    """Give a run a new label (checked by `clean_label`); ids and folders never change."""
-    return store.update_run(run_id, label=clean_label(text))
-
-
-def metrics_csv(store: RunStore, run_ids: Sequence[str]) -> str:
-    """Every logged value of some runs as CSV (run_id, step, epoch, split, name, value, time),
-    through `evaluation.export_csv`, which makes formula-like text cells inert."""
-    from textgen.core.tables import export_csv
-
-    rows = [{column: getattr(row, column) for column in METRIC_COLUMNS}
-            for row in store.get_metrics(run_ids)]
-    buffer = io.StringIO()
-    if rows:
-        export_csv(rows, buffer)
-    else:
-        buffer.write(",".join(METRIC_COLUMNS) + "\n")
-    return buffer.getvalue()
 
 
 def bundle_file_name(run_id: str) -> str:
@@ -285,11 +205,20 @@ def _check_tokenizer(name: str, data: Any) -> None:
         raise _refuse(f"{name}: merges must be a list of token pairs.")
 
 
-def read_bundle(data: bytes) -> dict[str, Any]:
-    """Check a bundle zip against the schema without writing anything; returns its parts:
-    run_config, record, checkpoint (name, state), tokenizers (file name -> JSON text), weights."""
-    from textgen.data.tokenizers import Tokenizer
+@dataclasses.dataclass(frozen=True)
+class BundleParts:
+    """A bundle's contents, each checked against its schema (`read_bundle`); nothing written."""
 
+    run_config: artifacts.RunConfig
+    record: dict[str, Any]  # the exporting store's row (id, label, status, times); may be empty
+    checkpoint: str  # the checkpoint folder's name (ckpt-N)
+    state: dict[str, Any]  # step, epoch, time, metrics of that checkpoint
+    tokenizers: dict[str, str]  # file name -> our tokenizer JSON, re-serialised
+    weights: bytes  # model.weights.h5
+
+
+def read_bundle(data: bytes) -> BundleParts:
+    """Check a bundle zip against the schema without writing anything and return its parts."""
     if len(data) > BUNDLE_MAX_BYTES:
         raise _refuse(f"it is {len(data):,} bytes, over the {BUNDLE_MAX_BYTES:,} allowed.")
     try:
@@ -297,113 +226,144 @@ def read_bundle(data: bytes) -> dict[str, Any]:
     except (zipfile.BadZipFile, ValueError) as error:
         raise _refuse(f"it is not a zip file ({error}).") from None
     with archive:
-        infos = archive.infolist()
-        if len(infos) > MAX_MEMBERS:
-            raise _refuse(f"it has {len(infos)} members, over the {MAX_MEMBERS} allowed.")
-        roots: set[str] = set()
-        members: dict[str, zipfile.ZipInfo] = {}
-        checkpoint_names: set[str] = set()
-        for info in infos:
-            _check_member_name(info.filename)
-            mode = info.external_attr >> 16
-            if mode and (mode & 0o170000) not in (0, 0o100000, 0o040000):
-                raise _refuse(f"{info.filename} is a link or a special file.")
-            root, _, relative = info.filename.partition("/")
-            roots.add(root)
-            if len(roots) != 1 or not _MEMBER_ID.match(root):
-                raise _refuse("it must hold exactly one run folder named by its id (such as r-3f9a0c1b2d4e/).")
-            if info.is_dir():
-                continue
-            if info.flag_bits & 0x1:
-                raise _refuse(f"{info.filename} is encrypted.")
-            if info.compress_size and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO:
-                raise _refuse(f"{info.filename} expands {info.file_size / info.compress_size:.0f} times "
-                              f"(over {MAX_COMPRESSION_RATIO}): a zip bomb is refused.")
-            limit = MEMBER_MAX_BYTES.get(relative.rsplit("/", 1)[-1], JSON_MAX_BYTES)
-            if info.file_size > limit:
-                raise _refuse(f"{info.filename} is {info.file_size:,} bytes uncompressed, over the {limit:,} allowed.")
-            kind = _member_kind(relative)
-            if kind is None:
-                if relative.endswith(".keras"):
-                    what = "a Keras .keras file (it can carry code, such as Lambda layers)"
-                elif relative.endswith((".py", ".pkl", ".pickle", ".pb", ".so", ".npy", ".npz")):
-                    what = "code or a pickle"
-                else:
-                    what = "not part of a bundle"
-                raise _refuse(f"{info.filename} is {what}.")
-            if kind.startswith("checkpoint/"):
-                checkpoint_names.add(relative.split("/")[1])
-            if kind in members:
-                raise _refuse(f"{info.filename} appears twice.")
-            members[kind] = info
-        if not members:
-            raise _refuse("it is empty.")
-        if len(checkpoint_names) != 1:
-            raise _refuse(f"it must hold exactly one checkpoint, found {len(checkpoint_names)}.")
-        missing = [k for k in ("run.json", artifacts.TARGET_TOKENIZER_FILE, "checkpoint/config.json",
-                               "checkpoint/model.weights.h5", "checkpoint/state.json") if k not in members]
-        if missing:
-            raise _refuse(f"it lacks {', '.join(missing)}.")
+        members, checkpoint = _checked_members(archive)
 
-        def read(kind: str, limit: int = JSON_MAX_BYTES) -> bytes:
-            return _read_member(archive, members[kind], MEMBER_MAX_BYTES.get(kind.split("/")[-1], limit))
+        def read(kind: str) -> bytes:
+            return _read_member(archive, members[kind], MEMBER_MAX_BYTES.get(kind.split("/")[-1], JSON_MAX_BYTES))
 
-        raw_config = _json_member("run.json", read("run.json"))
-        known = {f.name for f in dataclasses.fields(artifacts.RunConfig)}
-        if not isinstance(raw_config, dict) or not set(raw_config) <= known:
-            extra = sorted(set(raw_config) - known) if isinstance(raw_config, dict) else []
-            raise _refuse(f"run.json is not a TextGen run config (unexpected keys {extra}).")
-        for key in ("corpus_id", "valid_corpus_id", "test_corpus_id"):
-            value = raw_config.get(key)
-            if value is not None and not (isinstance(value, str) and _MEMBER_ID.match(value)):
-                raise _refuse(f"run.json's {key} {str(value)[:60]!r} is not an id.")
-        try:
-            run_config = artifacts.RunConfig.from_dict(raw_config)
-        except (ConfigError, TypeError, AttributeError) as error:
-            raise _refuse(f"run.json is not a TextGen run config: {error}") from None
-        try:
-            model_config = type(run_config.model).from_dict(
-                _json_member("config.json", read("checkpoint/config.json")))
-        except (ConfigError, TypeError) as error:
-            raise _refuse(f"the checkpoint's config.json is not a TextGen model config: {error}") from None
-        if model_config != run_config.model:
-            raise _refuse("the checkpoint's config.json differs from the model in run.json.")
-        state = _json_member("state.json", read("checkpoint/state.json"))
-        try:
-            state = {"step": int(state["step"]), "epoch": float(state["epoch"]), "time": float(state["time"]),
-                     "metrics": {str(k): float(v) for k, v in dict(state.get("metrics", {})).items()}}
-        except (KeyError, TypeError, ValueError, AttributeError):
-            raise _refuse("the checkpoint's state.json needs a step, an epoch, a time and numeric metrics.") from None
+        run_config = _read_run_config(read)
+        state = _read_state(read)
         record: dict[str, Any] = {}
         if "run_record.json" in members:
             loaded = _json_member("run_record.json", read("run_record.json"))
             record = loaded if isinstance(loaded, dict) else {}
-        tokenizers: dict[str, str] = {}
-        names = [artifacts.TARGET_TOKENIZER_FILE]
-        if not run_config.model.is_decoder_only:
-            names.insert(0, artifacts.SOURCE_TOKENIZER_FILE)
-            if artifacts.SOURCE_TOKENIZER_FILE not in members:
-                raise _refuse(f"a {run_config.model.kind} model needs {artifacts.SOURCE_TOKENIZER_FILE}.")
-        for name in names:
-            text = read(name).decode("utf-8", errors="strict")
-            _check_tokenizer(name, _json_member(name, text.encode("utf-8")))
-            try:
-                tokenizer = Tokenizer.from_json(text)
-            except ConfigError as error:
-                raise _refuse(f"{name}: {error}") from None
-            if tokenizer.config != run_config.tokenizer:
-                raise _refuse(f"{name} does not match the tokenizer settings in run.json.")
-            tokenizers[name] = tokenizer.to_json()
-        vocab_sizes = {artifacts.TARGET_TOKENIZER_FILE: run_config.model.target_vocab_size,
-                       artifacts.SOURCE_TOKENIZER_FILE: run_config.model.source_vocab_size}
-        for name, text in tokenizers.items():
-            if Tokenizer.from_json(text).vocab_size != vocab_sizes[name]:
-                raise _refuse(f"{name}'s vocabulary size differs from the model's.")
+        tokenizers = _read_tokenizers(read, members, run_config)
         weights = read("checkpoint/model.weights.h5")
         if not weights.startswith(_HDF5_MAGIC):
             raise _refuse("model.weights.h5 is not an HDF5 weights file.")
-    return {"run_config": run_config, "record": record, "checkpoint": next(iter(checkpoint_names)),
-            "state": state, "tokenizers": tokenizers, "weights": weights}
+    return BundleParts(run_config, record, checkpoint, state, tokenizers, weights)
+
+
+def _checked_members(archive: zipfile.ZipFile) -> tuple[dict[str, zipfile.ZipInfo], str]:
+    """The bundle's members by kind (`_member_kind`) and its one checkpoint's name; refuses a
+    bundle with too many, unsafe, oversized, unknown, repeated or missing members."""
+    infos = archive.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise _refuse(f"it has {len(infos)} members, over the {MAX_MEMBERS} allowed.")
+    roots: set[str] = set()
+    members: dict[str, zipfile.ZipInfo] = {}
+    checkpoint_names: set[str] = set()
+    for info in infos:
+        _check_member_name(info.filename)
+        mode = info.external_attr >> 16
+        if mode and (mode & 0o170000) not in (0, 0o100000, 0o040000):
+            raise _refuse(f"{info.filename} is a link or a special file.")
+        root, _, relative = info.filename.partition("/")
+        roots.add(root)
+        if len(roots) != 1 or not _MEMBER_ID.match(root):
+            raise _refuse("it must hold exactly one run folder named by its id (such as r-3f9a0c1b2d4e/).")
+        kind = _checked_member(info, relative)
+        if kind is None:  # a folder
+            continue
+        if kind.startswith("checkpoint/"):
+            checkpoint_names.add(relative.split("/")[1])
+        if kind in members:
+            raise _refuse(f"{info.filename} appears twice.")
+        members[kind] = info
+    if not members:
+        raise _refuse("it is empty.")
+    if len(checkpoint_names) != 1:
+        raise _refuse(f"it must hold exactly one checkpoint, found {len(checkpoint_names)}.")
+    missing = [k for k in ("run.json", artifacts.TARGET_TOKENIZER_FILE, "checkpoint/config.json",
+                           "checkpoint/model.weights.h5", "checkpoint/state.json") if k not in members]
+    if missing:
+        raise _refuse(f"it lacks {', '.join(missing)}.")
+    return members, next(iter(checkpoint_names))
+
+
+def _checked_member(info: zipfile.ZipInfo, relative: str) -> str | None:
+    """One member's kind, after checking its encryption, size and compression; None for a folder."""
+    if info.is_dir():
+        return None
+    if info.flag_bits & 0x1:
+        raise _refuse(f"{info.filename} is encrypted.")
+    if info.compress_size and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO:
+        raise _refuse(f"{info.filename} expands {info.file_size / info.compress_size:.0f} times "
+                      f"(over {MAX_COMPRESSION_RATIO}): a zip bomb is refused.")
+    limit = MEMBER_MAX_BYTES.get(relative.rsplit("/", 1)[-1], JSON_MAX_BYTES)
+    if info.file_size > limit:
+        raise _refuse(f"{info.filename} is {info.file_size:,} bytes uncompressed, over the {limit:,} allowed.")
+    kind = _member_kind(relative)
+    if kind is None:
+        if relative.endswith(".keras"):
+            what = "a Keras .keras file (it can carry code, such as Lambda layers)"
+        elif relative.endswith((".py", ".pkl", ".pickle", ".pb", ".so", ".npy", ".npz")):
+            what = "code or a pickle"
+        else:
+            what = "not part of a bundle"
+        raise _refuse(f"{info.filename} is {what}.")
+    return kind
+
+
+def _read_run_config(read) -> artifacts.RunConfig:
+    """run.json as our RunConfig (known keys only, ids as ids), matching the checkpoint's config.json."""
+    raw_config = _json_member("run.json", read("run.json"))
+    known = {f.name for f in dataclasses.fields(artifacts.RunConfig)}
+    if not isinstance(raw_config, dict) or not set(raw_config) <= known:
+        extra = sorted(set(raw_config) - known) if isinstance(raw_config, dict) else []
+        raise _refuse(f"run.json is not a TextGen run config (unexpected keys {extra}).")
+    for key in ("corpus_id", "valid_corpus_id", "test_corpus_id"):
+        value = raw_config.get(key)
+        if value is not None and not (isinstance(value, str) and _MEMBER_ID.match(value)):
+            raise _refuse(f"run.json's {key} {str(value)[:60]!r} is not an id.")
+    try:
+        run_config = artifacts.RunConfig.from_dict(raw_config)
+    except (ConfigError, TypeError, AttributeError) as error:
+        raise _refuse(f"run.json is not a TextGen run config: {error}") from None
+    try:
+        model_config = type(run_config.model).from_dict(_json_member("config.json", read("checkpoint/config.json")))
+    except (ConfigError, TypeError) as error:
+        raise _refuse(f"the checkpoint's config.json is not a TextGen model config: {error}") from None
+    if model_config != run_config.model:
+        raise _refuse("the checkpoint's config.json differs from the model in run.json.")
+    return run_config
+
+
+def _read_state(read) -> dict[str, Any]:
+    state = _json_member("state.json", read("checkpoint/state.json"))
+    try:
+        return {"step": int(state["step"]), "epoch": float(state["epoch"]), "time": float(state["time"]),
+                "metrics": {str(k): float(v) for k, v in dict(state.get("metrics", {})).items()}}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise _refuse("the checkpoint's state.json needs a step, an epoch, a time and numeric metrics.") from None
+
+
+def _read_tokenizers(read, members: dict[str, zipfile.ZipInfo], run_config: artifacts.RunConfig) -> dict[str, str]:
+    """The tokenizers the model needs, each our JSON format, matching run.json's settings and the
+    model's vocabulary sizes."""
+    from textgen.data.tokenizers import Tokenizer
+
+    names = [artifacts.TARGET_TOKENIZER_FILE]
+    if not run_config.model.is_decoder_only:
+        names.insert(0, artifacts.SOURCE_TOKENIZER_FILE)
+        if artifacts.SOURCE_TOKENIZER_FILE not in members:
+            raise _refuse(f"a {run_config.model.kind} model needs {artifacts.SOURCE_TOKENIZER_FILE}.")
+    vocab_sizes = {artifacts.TARGET_TOKENIZER_FILE: run_config.model.target_vocab_size,
+                   artifacts.SOURCE_TOKENIZER_FILE: run_config.model.source_vocab_size}
+    tokenizers: dict[str, str] = {}
+    for name in names:
+        text = read(name).decode("utf-8", errors="strict")
+        _check_tokenizer(name, _json_member(name, text.encode("utf-8")))
+        try:
+            tokenizer = Tokenizer.from_json(text)
+        except ConfigError as error:
+            raise _refuse(f"{name}: {error}") from None
+        if tokenizer.config != run_config.tokenizer:
+            raise _refuse(f"{name} does not match the tokenizer settings in run.json.")
+        if tokenizer.vocab_size != vocab_sizes[name]:
+            raise _refuse(f"{name}'s vocabulary size differs from the model's.")
+        tokenizers[name] = tokenizer.to_json()
+    return tokenizers
 
 
 def import_bundle(store: RunStore, data: bytes, label: str | None = None) -> RunRecord:
@@ -419,8 +379,8 @@ def import_bundle(store: RunStore, data: bytes, label: str | None = None) -> Run
     from textgen.models.persistence import CONFIG_FILE, WEIGHTS_FILE, load_model_dir
 
     parts = read_bundle(data)
-    config: artifacts.RunConfig = parts["run_config"]
-    original = parts["record"].get("label")
+    config = parts.run_config
+    original = parts.record.get("label")
     name = label if label is not None else (original if isinstance(original, str) and original.strip()
                                             else f"imported {config.model.kind}")
     name = clean_label(name[:LABEL_MAX_CHARS] if label is None else name)
@@ -434,16 +394,16 @@ def import_bundle(store: RunStore, data: bytes, label: str | None = None) -> Run
     run_dir = store.run_dir(run.id)
     try:
         artifacts.save_run_config(run_dir, config)
-        for file_name, text in parts["tokenizers"].items():
+        for file_name, text in parts.tokenizers.items():
             atomic_write_text(run_dir / file_name, text)
-        checkpoint_dir = run_dir / artifacts.CHECKPOINTS_DIR / parts["checkpoint"]
+        checkpoint_dir = run_dir / artifacts.CHECKPOINTS_DIR / parts.checkpoint
         checkpoint_dir.mkdir(parents=True)
-        atomic_write_bytes(checkpoint_dir / WEIGHTS_FILE, parts["weights"])
+        atomic_write_bytes(checkpoint_dir / WEIGHTS_FILE, parts.weights)
         atomic_write_text(checkpoint_dir / CONFIG_FILE, config.model.to_json())
-        atomic_write_text(checkpoint_dir / artifacts.STATE_FILE, json.dumps(parts["state"]))
+        atomic_write_text(checkpoint_dir / artifacts.STATE_FILE, json.dumps(parts.state))
         load_model_dir(checkpoint_dir)  # the weights must fit the model built from the config
         atomic_write_text(run_dir / artifacts.CHECKPOINTS_DIR / artifacts.INDEX_FILE,
-                          json.dumps({"best": parts["checkpoint"], "last": parts["checkpoint"], "history": []}))
+                          json.dumps({"best": parts.checkpoint, "last": parts.checkpoint, "history": []}))
     except BaseException as error:
         store.delete_run(run.id)
         if isinstance(error, StoreError):

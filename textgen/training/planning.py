@@ -105,8 +105,8 @@ def plan_run(
 ) -> RunPlan:
     """Validate everything about a run before it exists. `corpus` (and the optional held-out
     `valid` and `test` corpora) is a corpus id, a path or sample:NAME."""
-    from textgen.data.tokenizers import train_tokenizer
     from textgen.models.size import flops_per_token, parameter_count
+    from textgen.training.estimates import check_memory
 
     if preset not in PRESET_NAMES:
         raise ConfigError(f"preset must be one of {', '.join(PRESET_NAMES)}; got {preset!r}.")
@@ -115,58 +115,22 @@ def plan_run(
     train_config = TrainConfig().with_overrides(train_settings, from_text=True)
     record = resolve_corpus(store, corpus, corpus_config)
     loaded = registry.load_registered(store, record.id)
-    probe = preset_config(kind, preset, 8, 8)  # validates kind and preset before the slow part
-    if probe.is_decoder_only and loaded.corpus.is_pairs:
-        raise ConfigError(
-            f"{kind} is a language model for plain text, but corpus {record.label!r} has source/target "
-            "pairs; pick a seq2seq model (gru, lstm, bahdanau, luong, transformer) or a text corpus."
-        )
-    if not probe.is_decoder_only and not loaded.corpus.is_pairs:
-        raise ConfigError(
-            f"{kind} needs source/target pairs, but corpus {record.label!r} is plain text; "
-            "pick transformer-lm or lstm-lm, or upload pairs (TSV, CSV or JSONL)."
-        )
-    if train_config.jit_compile and kind not in XLA_KINDS:
-        raise ConfigError(
-            f"jit_compile is available for {', '.join(XLA_KINDS)} only; {kind}'s recurrent step loop has "
-            "shapes XLA cannot compile (bahdanau failed to compile here). Set jit_compile=false."
-        )
-    if len(loaded.split.train) < MIN_TRAIN_EXAMPLES:
-        raise CorpusError(
-            f"the training split has {len(loaded.split.train)} examples; training needs at least "
-            f"{MIN_TRAIN_EXAMPLES}. Add examples or lower valid_fraction/test_fraction."
-        )
-    held_out = {}
-    for name, reference in (("valid", valid), ("test", test)):
-        if reference is not None:
-            if probe.is_decoder_only:
-                raise ConfigError(f"--{name} is for source/target pairs; language models use the text's own split.")
-            held_out[name] = resolve_corpus(store, reference, corpus_config)
-            if not registry.load_registered(store, held_out[name].id).corpus.is_pairs:
-                raise ConfigError(f"the --{name} corpus must hold source/target pairs like the training corpus.")
-    parts = registry.run_examples(store, record.id, valid_corpus_id=held_out.get("valid") and held_out["valid"].id,
-                                 test_corpus_id=held_out.get("test") and held_out["test"].id, loaded=loaded)
-    train_examples = parts["train"]
-    if probe.is_decoder_only:
-        source_tokenizer = None
-        target_tokenizer = train_tokenizer([e.target for e in train_examples], tokenizer_config)
-        source_vocab = 0
-    else:
-        source_tokenizer = train_tokenizer([e.source for e in train_examples], tokenizer_config)
-        target_tokenizer = train_tokenizer([e.target for e in train_examples], tokenizer_config)
-        source_vocab = source_tokenizer.vocab_size
+    decoder_only = preset_config(kind, preset, 8, 8).is_decoder_only  # checks kind and preset before the slow part
+    _check_fits(kind, decoder_only, record.label, loaded, train_config)
+    held_out = _held_out(store, decoder_only, corpus_config, valid=valid, test=test)
+    train_examples = registry.run_examples(store, record.id, valid_corpus_id=held_out.get("valid"),
+                                           test_corpus_id=held_out.get("test"), loaded=loaded)["train"]
+    source_tokenizer, target_tokenizer = _train_tokenizers(train_examples, tokenizer_config, decoder_only)
+    source_vocab = source_tokenizer.vocab_size if source_tokenizer else 0
     model_config = preset_config(kind, preset, source_vocab, target_tokenizer.vocab_size)
     model_config = model_config.with_overrides(model_settings, from_text=True)
     if model_config.source_vocab_size != source_vocab or model_config.target_vocab_size != target_tokenizer.vocab_size:
         raise ConfigError("source_vocab_size and target_vocab_size come from the tokenizers; set vocab_size instead.")
-    from textgen.training.estimates import check_memory
-
     check_memory(model_config, train_config)  # a vocabulary explosion is refused here, before a run exists
-    steps = steps_per_epoch(len(train_examples) if not probe.is_decoder_only else None, loaded, train_config,
-                            model_config, target_tokenizer)
+    steps = steps_per_epoch(None if decoder_only else len(train_examples), loaded, train_config, model_config,
+                            target_tokenizer)
     config = artifacts.RunConfig(record.id, tokenizer_config, model_config, train_config,
-                                 valid_corpus_id=held_out["valid"].id if "valid" in held_out else None,
-                                 test_corpus_id=held_out["test"].id if "test" in held_out else None)
+                                 valid_corpus_id=held_out.get("valid"), test_corpus_id=held_out.get("test"))
     return RunPlan(
         label=label or f"{kind} on {record.label}",
         config=config,
@@ -177,6 +141,56 @@ def plan_run(
         num_train_examples=len(train_examples),
         steps_per_epoch=steps,
     )
+
+
+def _check_fits(kind: str, decoder_only: bool, corpus_label: str, loaded: Any, train: TrainConfig) -> None:
+    """Refuse a family that does not fit the corpus (pairs or text), XLA where it does not
+    compile, and a training split too small to train on."""
+    if decoder_only and loaded.corpus.is_pairs:
+        raise ConfigError(
+            f"{kind} is a language model for plain text, but corpus {corpus_label!r} has source/target "
+            "pairs; pick a seq2seq model (gru, lstm, bahdanau, luong, transformer) or a text corpus."
+        )
+    if not decoder_only and not loaded.corpus.is_pairs:
+        raise ConfigError(
+            f"{kind} needs source/target pairs, but corpus {corpus_label!r} is plain text; "
+            "pick transformer-lm or lstm-lm, or upload pairs (TSV, CSV or JSONL)."
+        )
+    if train.jit_compile and kind not in XLA_KINDS:
+        raise ConfigError(
+            f"jit_compile is available for {', '.join(XLA_KINDS)} only; {kind}'s recurrent step loop has "
+            "shapes XLA cannot compile (bahdanau failed to compile here). Set jit_compile=false."
+        )
+    if len(loaded.split.train) < MIN_TRAIN_EXAMPLES:
+        raise CorpusError(
+            f"the training split has {len(loaded.split.train)} examples; training needs at least "
+            f"{MIN_TRAIN_EXAMPLES}. Add examples or lower valid_fraction/test_fraction."
+        )
+
+
+def _held_out(store: RunStore, decoder_only: bool, corpus_config: CorpusConfig | None, **references: str | None
+              ) -> dict[str, str]:
+    """The registered ids of the held-out `valid` / `test` pair corpora given instead of the split."""
+    ids = {}
+    for name, reference in references.items():
+        if reference is None:
+            continue
+        if decoder_only:
+            raise ConfigError(f"--{name} is for source/target pairs; language models use the text's own split.")
+        ids[name] = resolve_corpus(store, reference, corpus_config).id
+        if not registry.load_registered(store, ids[name]).corpus.is_pairs:
+            raise ConfigError(f"the --{name} corpus must hold source/target pairs like the training corpus.")
+    return ids
+
+
+def _train_tokenizers(train_examples: list, config: TokenizerConfig, decoder_only: bool) -> tuple[Any, Any]:
+    """(source, target) tokenizers trained on the training split; no source one for a language model."""
+    from textgen.data.tokenizers import train_tokenizer
+
+    target = train_tokenizer([e.target for e in train_examples], config)
+    if decoder_only:
+        return None, target
+    return train_tokenizer([e.source for e in train_examples], config), target
 
 
 def steps_per_epoch(num_pairs: int | None, loaded: Any, train: TrainConfig, model: ModelConfig,

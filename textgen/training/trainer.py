@@ -97,39 +97,49 @@ class _Data:
     score_references: list[str]
 
 
-def _prepare_data(store: RunStore, run_dir: Path, config: artifacts.RunConfig, source_tokenizer: Any,
+def _prepare_data(store: RunStore, config: artifacts.RunConfig, source_tokenizer: Any,
                   target_tokenizer: Any) -> _Data:
+    if config.model.is_decoder_only:
+        return _language_model_data(store, config, target_tokenizer)
+    return _pair_data(store, config, source_tokenizer, target_tokenizer)
+
+
+def _language_model_data(store: RunStore, config: artifacts.RunConfig, tokenizer: Any) -> _Data:
+    """Windows of the corpus's token stream; probes are the first words of validation lines."""
     import numpy as np
 
     from textgen.data import pipeline
     from textgen.data.corpus import texts_for_split
 
     model, train = config.model, config.train
-    if model.is_decoder_only:
-        loaded = registry.load_registered(store, config.corpus_id)
-        examples = loaded.corpus.examples
-        valid_indices = list(loaded.split.valid) or list(loaded.split.train[-max(1, len(loaded.split.train) // 10):])
-        texts = texts_for_split(loaded.corpus, loaded.split)
-        train_ids = np.asarray(target_tokenizer.encode(texts["train"]), np.int32)
-        valid_text = texts["valid"] or texts["train"][-20_000:]
-        valid_ids = np.asarray(target_tokenizer.encode(valid_text), np.int32)
-        context = model.max_target_length
-        train_ds = pipeline.lm_dataset(train_ids, context_length=context, batch_size=train.batch_size,
+    loaded = registry.load_registered(store, config.corpus_id)
+    examples = loaded.corpus.examples
+    valid_indices = list(loaded.split.valid) or list(loaded.split.train[-max(1, len(loaded.split.train) // 10):])
+    texts = texts_for_split(loaded.corpus, loaded.split)
+    train_ids = np.asarray(tokenizer.encode(texts["train"]), np.int32)
+    valid_ids = np.asarray(tokenizer.encode(texts["valid"] or texts["train"][-20_000:]), np.int32)
+    context = model.max_target_length
+    train_ds = pipeline.lm_dataset(train_ids, context_length=context, batch_size=train.batch_size,
                                    shuffle=True, seed=train.seed, repeat=True)
-        valid_ds = pipeline.lm_dataset(valid_ids, context_length=context,
+    valid_ds = pipeline.lm_dataset(valid_ids, context_length=context,
                                    batch_size=eval_batch_size(train.batch_size, context, model.target_vocab_size),
                                    shuffle=False, seed=train.seed)
-        steps = pipeline.lm_num_batches(len(train_ids), context_length=context, batch_size=train.batch_size)
-        tokens_per_step = len(train_ids) / max(1, steps)
-        # Probes: the first words of validation lines as prompts; the rest of the line is the reference.
-        lines = [examples[i].target for i in valid_indices if len(examples[i].target.split()) >= 4]
-        prompts = [" ".join(line.split()[:4]) for line in lines]
-        rests = [" ".join(line.split()[4:]) for line in lines]
-        return _Data(train_ds, valid_ds, steps, tokens_per_step, prompts[: train.num_probe_samples],
-                     rests[: train.num_probe_samples], list(range(min(len(prompts), train.num_probe_samples))), [], [])
+    steps = pipeline.lm_num_batches(len(train_ids), context_length=context, batch_size=train.batch_size)
+    # Probes: the first words of validation lines as prompts; the rest of the line is the reference.
+    lines = [examples[i].target for i in valid_indices if len(examples[i].target.split()) >= 4]
+    prompts = [" ".join(line.split()[:4]) for line in lines][: train.num_probe_samples]
+    rests = [" ".join(line.split()[4:]) for line in lines][: train.num_probe_samples]
+    return _Data(train_ds, valid_ds, steps, len(train_ids) / max(1, steps), prompts, rests,
+                 list(range(len(prompts))), [], [])
 
+
+def _pair_data(store: RunStore, config: artifacts.RunConfig, source_tokenizer: Any, target_tokenizer: Any) -> _Data:
+    """Teacher-forced pairs bucketed by length; probes and BLEU from the validation split."""
+    from textgen.data import pipeline
+
+    model, train = config.model, config.train
     parts = registry.run_examples(store, config.corpus_id, valid_corpus_id=config.valid_corpus_id,
-                                 test_corpus_id=config.test_corpus_id)
+                                  test_corpus_id=config.test_corpus_id)
     # No validation split (valid_fraction=0): a slice of training stands in, so curves still show.
     valid_examples = parts["valid"] or parts["train"][-max(1, len(parts["train"]) // 10):]
 
@@ -144,11 +154,11 @@ def _prepare_data(store: RunStore, run_dir: Path, config: artifacts.RunConfig, s
     boundaries = pipeline.bucket_boundaries_for(encoded_train)
     pad_to_bucket = train.jit_compile  # XLA compiles once per shape: keep shapes few
     train_ds = pipeline.pair_dataset(encoded_train, batch_size=train.batch_size, shuffle=True, seed=train.seed,
-                                 bucket_boundaries=boundaries, pad_to_bucket=pad_to_bucket, repeat=True)
+                                     bucket_boundaries=boundaries, pad_to_bucket=pad_to_bucket, repeat=True)
     valid_ds = pipeline.pair_dataset(encoded_valid, shuffle=False, seed=train.seed,
-                                 batch_size=eval_batch_size(train.batch_size, model.max_target_length,
-                                                            model.target_vocab_size),
-                                 bucket_boundaries=boundaries, pad_to_bucket=pad_to_bucket)
+                                     batch_size=eval_batch_size(train.batch_size, model.max_target_length,
+                                                                model.target_vocab_size),
+                                     bucket_boundaries=boundaries, pad_to_bucket=pad_to_bucket)
     steps = pipeline.pair_num_batches(encoded_train, batch_size=train.batch_size, bucket_boundaries=boundaries)
     target_tokens = sum(len(t) + 1 for t in encoded_train.target_ids)
     probe = valid_examples[: train.num_probe_samples]
@@ -226,6 +236,17 @@ def resource_failure(error: BaseException, train: TrainConfig, run_dir: Path) ->
     return None
 
 
+@dataclasses.dataclass
+class _Start:
+    """Where a run starts: its model (new, or the last checkpoint's), its best checkpoint so far
+    and the steps planned."""
+
+    model: Any
+    best: Any  # CheckpointInfo or None
+    initial_step: int
+    total_steps: int
+
+
 def _train_run(store: RunStore, run_id: str, run_dir: Path, config: artifacts.RunConfig,
                should_stop: Callable[[], bool] | None,
                on_progress: Callable[[dict[str, float]], None] | None) -> TrainingOutcome:
@@ -236,33 +257,50 @@ def _train_run(store: RunStore, run_id: str, run_dir: Path, config: artifacts.Ru
     import keras
 
     from textgen.data.tokenizers import Tokenizer
-    from textgen.decoding import DecodingConfig, generate
-    from textgen.models.losses import MaskedCrossEntropy, MaskedTokenAccuracy
-    from textgen.models.registry import build_model
     from textgen.training import callbacks
 
     source_path = run_dir / artifacts.SOURCE_TOKENIZER_FILE
     source_tokenizer = Tokenizer.load(source_path) if source_path.exists() else None
     target_tokenizer = Tokenizer.load(run_dir / artifacts.TARGET_TOKENIZER_FILE)
-    data = _prepare_data(store, run_dir, config, source_tokenizer, target_tokenizer)
+    data = _prepare_data(store, config, source_tokenizer, target_tokenizer)
     train = config.train
     keras.utils.set_random_seed(train.seed)
-
     checkpoints = artifacts.Checkpoints(run_dir)
     checkpoints.remove_leftovers()  # this job is the run's only writer
-    try:
-        last = checkpoints.get("last")
-    except StoreError:  # the index points at a damaged folder: the newest whole one
-        listed = checkpoints.list()
-        last = listed[-1] if listed else None
-    try:
-        best = checkpoints.get("best")
-    except StoreError:
-        best = last
-    initial_step = last.step if last else 0
-    total_steps = max(initial_step, train.planned_steps(data.steps_per_epoch))
-    eval_interval = train.eval_every_steps or data.steps_per_epoch
+    start = _start(config, checkpoints, data, layout)
+    model = start.model
 
+    clock = callbacks.TrainingClock(initial_step=start.initial_step, total_steps=start.total_steps,
+                                    steps_per_epoch=data.steps_per_epoch,
+                                    tokens_per_step=data.tokens_per_step, minutes=train.minutes)
+    control = callbacks.RunControl(clock, should_stop or (lambda: False))
+    reporter = callbacks.StoreReporter(store, run_id, clock, control, train.log_every_seconds, on_progress)
+    evaluator = callbacks.Evaluator(store, run_id, clock, control,
+                                    _score_and_probe(model, config, data, source_tokenizer, target_tokenizer),
+                                    on_progress)
+    best_value = None
+    if start.best is not None:
+        best_value = start.best.metrics.get("loss" if train.early_stopping_metric == "valid_loss" else "bleu")
+    saver = callbacks.CheckpointSaver(checkpoints, evaluator, control, clock, train.early_stopping_metric,
+                                      train.early_stopping_patience, best_value, train.keep_checkpoints,
+                                      train.early_stopping_min_delta)
+    tensorboard = keras.callbacks.TensorBoard(log_dir=str(run_dir / artifacts.TENSORBOARD_DIR), update_freq="epoch")
+    _fit(model, data, train, start, [control, reporter, evaluator, saver, tensorboard])
+    if not control.failed and saver.saved_step != clock.step and clock.step > start.initial_step:
+        # Stopped between evaluations: keep the work done (as "last", never as "best" unevaluated).
+        saver.save(best=False)
+    status = {"failed": "failed", "stopped": "stopped"}.get(control.outcome or "", "finished")
+    return TrainingOutcome(status, control.error, clock.step, clock.epoch, dict(evaluator.last_metrics))
+
+
+def _start(config: artifacts.RunConfig, checkpoints: artifacts.Checkpoints, data: _Data, layout) -> _Start:
+    """The model to train, built fresh or loaded from the last checkpoint (with its optimizer
+    state), compiled under the run's distribution strategy."""
+    from textgen.models.losses import MaskedCrossEntropy, MaskedTokenAccuracy
+    from textgen.models.registry import build_model
+
+    train = config.train
+    last, best = _resume_points(checkpoints)
     strategy = make_strategy(train.strategy)
     if strategy.num_replicas_in_sync > 1:
         from textgen.data.pipeline import pad_batches_to_multiple
@@ -274,78 +312,86 @@ def _train_run(store: RunStore, run_id: str, run_dir: Path, config: artifacts.Ru
             model, loaded, warning = artifacts.load_checkpoint_model(checkpoints, last)
             if warning:
                 print(f"warning: {warning}", flush=True)  # into job.log
-            if loaded.name != last.name:
-                last = loaded
-                initial_step = last.step
-                total_steps = max(initial_step, train.planned_steps(data.steps_per_epoch))
+            last = loaded
         else:
             model = build_model(config.model)
-        # Built before fit: Keras otherwise traces the train step twice (measured 15.6 s -> 5.8 s to
-        # the first step of a tiny Transformer).
+        initial_step = last.step if last else 0
+        total_steps = max(initial_step, train.planned_steps(data.steps_per_epoch))
+        # Built before fit: Keras otherwise traces the train step twice.
         optimizer = build_optimizer(train, total_steps, model.trainable_variables)
         if last is not None:
             artifacts.restore_optimizer(optimizer, model.trainable_variables, last.path / artifacts.OPTIMIZER_FILE)
             optimizer.iterations.assign(initial_step)
         model.batch_parts = layout.batch_parts
-        model.set_matmul_precision(train.matmul_precision)
-        if train.matmul_precision == "bfloat16":
-            from textgen.models.layers import native_bfloat16_matmul
+        _set_matmul_precision(model, train.matmul_precision)
+        model.compile(optimizer=optimizer, loss=MaskedCrossEntropy(label_smoothing=train.label_smoothing),
+                      metrics=[MaskedTokenAccuracy(name="accuracy")], jit_compile=train.jit_compile)
+    return _Start(model, best, initial_step, total_steps)
 
-            how = ("bfloat16 matmuls in hardware" if native_bfloat16_matmul() else
-                   "emulated: operands rounded to bfloat16, multiplied in float32 (no native bfloat16 here)")
-            print(f"matmul_precision: bfloat16, {how}", flush=True)  # into job.log
-        model.compile(
-            optimizer=optimizer,
-            loss=MaskedCrossEntropy(label_smoothing=train.label_smoothing),
-            metrics=[MaskedTokenAccuracy(name="accuracy")],
-            jit_compile=train.jit_compile,
-        )
 
-    clock = callbacks.TrainingClock(initial_step=initial_step, total_steps=total_steps,
-                                    steps_per_epoch=data.steps_per_epoch,
-                                    tokens_per_step=data.tokens_per_step, minutes=train.minutes)
-    control = callbacks.RunControl(clock, should_stop or (lambda: False))
+def _resume_points(checkpoints: artifacts.Checkpoints) -> tuple[Any, Any]:
+    """The last and best checkpoints (None, None for a new run). An index that points at a damaged
+    folder gives the newest whole one as last, and last as best."""
+    try:
+        last = checkpoints.get("last")
+    except StoreError:
+        listed = checkpoints.list()
+        last = listed[-1] if listed else None
+    try:
+        best = checkpoints.get("best")
+    except StoreError:
+        best = last
+    return last, best
+
+
+def _set_matmul_precision(model: Any, precision: str) -> None:
+    model.set_matmul_precision(precision)
+    if precision == "bfloat16":
+        from textgen.models.layers import native_bfloat16_matmul
+
+        how = ("bfloat16 matmuls in hardware" if native_bfloat16_matmul() else
+               "emulated: operands rounded to bfloat16, multiplied in float32 (no native bfloat16 here)")
+        print(f"matmul_precision: bfloat16, {how}", flush=True)  # into job.log
+
+
+def _score_and_probe(model: Any, config: artifacts.RunConfig, data: _Data, source_tokenizer: Any,
+                     target_tokenizer: Any) -> Callable[[], tuple[dict[str, float], list]]:
+    """What the evaluator runs at each evaluation: greedy BLEU and chrF on the scored validation
+    examples, and the probes' outputs."""
+    from textgen.decoding import DecodingConfig, generate
+
     greedy = DecodingConfig(strategy="greedy", max_length=config.model.max_target_length,
                             batch_size=64, time_limit_seconds=120)
 
+    def outputs(sources: list[str]) -> list[str]:
+        return [g.output for g in generate(model, source_tokenizer, target_tokenizer, sources, greedy,
+                                           attention=False)]
+
     def score_and_probe():
-        scores: dict[str, float] = {}
-        if data.score_sources:
-            outputs = [g.output for g in generate(model, source_tokenizer, target_tokenizer, data.score_sources, greedy,
-                                                  attention=False)]
-            scores = validation_scores(outputs, data.score_references)
+        scores = validation_scores(outputs(data.score_sources), data.score_references) if data.score_sources else {}
         probes = []
         if data.probe_sources:
-            outputs = [g.output for g in generate(model, source_tokenizer, target_tokenizer, data.probe_sources, greedy,
-                                                  attention=False)]
-            probes = list(zip(data.probe_indices, data.probe_sources, data.probe_references, outputs))
+            probes = list(zip(data.probe_indices, data.probe_sources, data.probe_references,
+                              outputs(data.probe_sources)))
         return scores, probes
 
-    reporter = callbacks.StoreReporter(store, run_id, clock, control, train.log_every_seconds, on_progress)
-    evaluator = callbacks.Evaluator(store, run_id, clock, control, score_and_probe, on_progress)
-    best_value = None
-    if best is not None:
-        best_value = best.metrics.get("loss" if train.early_stopping_metric == "valid_loss" else "bleu")
-    saver = callbacks.CheckpointSaver(checkpoints, evaluator, control, clock, train.early_stopping_metric,
-                                      train.early_stopping_patience, best_value, train.keep_checkpoints,
-                                      train.early_stopping_min_delta)
-    tensorboard = keras.callbacks.TensorBoard(log_dir=str(run_dir / artifacts.TENSORBOARD_DIR), update_freq="epoch")
+    return score_and_probe
 
-    remaining = total_steps - initial_step
-    if remaining > 0:
-        intervals_done = initial_step // eval_interval
-        model.fit(
-            data.train_dataset,
-            steps_per_epoch=eval_interval,
-            initial_epoch=intervals_done,
-            epochs=intervals_done + math.ceil(remaining / eval_interval),
-            validation_data=data.valid_dataset,
-            callbacks=[control, reporter, evaluator, saver, tensorboard],
-            shuffle=False,
-            verbose=0,
-        )
-    if not control.failed and saver.saved_step != clock.step and clock.step > initial_step:
-        # Stopped between evaluations: keep the work done (as "last", never as "best" unevaluated).
-        saver.save(best=False)
-    status = {"failed": "failed", "stopped": "stopped"}.get(control.outcome or "", "finished")
-    return TrainingOutcome(status, control.error, clock.step, clock.epoch, dict(evaluator.last_metrics))
+
+def _fit(model: Any, data: _Data, train: TrainConfig, start: _Start, callbacks: list) -> None:
+    """`fit` over the steps left, one Keras epoch per evaluation interval."""
+    eval_interval = train.eval_every_steps or data.steps_per_epoch
+    remaining = start.total_steps - start.initial_step
+    if remaining <= 0:
+        return
+    intervals_done = start.initial_step // eval_interval
+    model.fit(
+        data.train_dataset,
+        steps_per_epoch=eval_interval,
+        initial_epoch=intervals_done,
+        epochs=intervals_done + math.ceil(remaining / eval_interval),
+        validation_data=data.valid_dataset,
+        callbacks=callbacks,
+        shuffle=False,
+        verbose=0,
+    )
