@@ -9,6 +9,7 @@ a path; corpus text is shown through `ui.label` (tables) and `forms.message` (me
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 
@@ -43,9 +44,17 @@ def sample_bytes(name: str, size: int, seed: int) -> bytes:
 
 
 def show_report(check: estimates.CorpusCheck) -> None:
-    report = check.report
-    pairs = check.is_pairs
     st.subheader("Report")
+    _show_counts(check.report, check.is_pairs)
+    _show_rejected(check.report)
+    _show_lengths(check.report, check.is_pairs)
+    _show_vocabulary(check, check.is_pairs)
+    _show_preview(check, check.is_pairs)
+    _show_split(check.report, check.is_pairs)
+
+
+def _show_counts(report: dict, pairs: bool) -> None:
+    """Headline figures, the fields read, notes and warnings."""
     columns = st.columns(6)
     columns[0].metric("Format", report["format"])
     columns[1].metric("Encoding", report["encoding"])
@@ -63,15 +72,21 @@ def show_report(check: estimates.CorpusCheck) -> None:
     if not report["warnings"]:
         st.success("No problems found.", icon=":material/check_circle:")
 
-    if report["rejected"]:
-        st.markdown("**Rejected lines** (left out of the corpus)")
-        st.dataframe(
-            pd.DataFrame([{"line": r["line"], "reason": ui.label(r["reason"], 300)} for r in report["rejected"]]),
-            hide_index=True, width="stretch", height=min(400, 38 + 35 * len(report["rejected"])),
-        )
-        if report["num_rejected"] > len(report["rejected"]):
-            st.caption(f"The first {len(report['rejected']):,} of {report['num_rejected']:,} are listed.")
 
+def _show_rejected(report: dict) -> None:
+    if not report["rejected"]:
+        return
+    st.markdown("**Rejected lines** (left out of the corpus)")
+    st.dataframe(
+        pd.DataFrame([{"line": r["line"], "reason": ui.label(r["reason"], 300)} for r in report["rejected"]]),
+        hide_index=True, width="stretch", height=min(400, 38 + 35 * len(report["rejected"])),
+    )
+    if report["num_rejected"] > len(report["rejected"]):
+        st.caption(f"The first {len(report['rejected']):,} of {report['num_rejected']:,} are listed.")
+
+
+def _show_lengths(report: dict, pairs: bool) -> None:
+    """A length histogram per side, in words or characters."""
     st.markdown("**Lengths**")
     unit = st.radio("Length in", ("words", "characters"), horizontal=True, key="corpus-length-unit")
     sides = [("Source", report["source_length"]), ("Target", report["target_length"])] if pairs else [
@@ -88,16 +103,19 @@ def show_report(check: estimates.CorpusCheck) -> None:
         column.caption(f"min {summary['min']} · median {summary['median']:g} · mean {summary['mean']:g} · "
                        f"95th percentile {summary['p95']:g} · max {summary['max']}")
 
+
+def _show_vocabulary(check: estimates.CorpusCheck, pairs: bool) -> None:
+    """Vocabulary sizes and the tokenizer's out-of-vocabulary rates."""
+    report = check.report
     st.markdown("**Vocabulary**")
     vocabulary = report["vocabulary_size"]
     tokenizer = check.tokenizer
+    columns = st.columns(3)
     if pairs:
-        columns = st.columns(3)
         columns[0].metric("Source words", f"{vocabulary['source']:,}")
         columns[1].metric("Target words", f"{vocabulary['target']:,}")
         columns[2].metric("Combined", f"{vocabulary['combined']:,}")
     else:
-        columns = st.columns(3)
         columns[0].metric("Distinct words", f"{vocabulary['target']:,}")
         columns[1].metric("Characters", f"{report['num_characters'] or 0:,}")
         columns[2].metric("Distinct characters", f"{report['num_distinct_characters'] or 0:,}")
@@ -113,6 +131,8 @@ def show_report(check: estimates.CorpusCheck) -> None:
     st.caption(f"A {tokenizer['kind']} tokenizer (at most {tokenizer['vocab_size_cap']:,} tokens) trained on "
                "the training split; OOV is the share of validation/test tokens it maps to <unk>.")
 
+
+def _show_preview(check: estimates.CorpusCheck, pairs: bool) -> None:
     st.markdown(f"**Preview** (first {len(check.preview)} examples, invisible characters marked)")
     st.dataframe(
         pd.DataFrame([
@@ -123,17 +143,20 @@ def show_report(check: estimates.CorpusCheck) -> None:
         hide_index=True, width="stretch",
     )
 
+
+def _show_split(report: dict, pairs: bool) -> None:
     split = report["split"]
-    if split:
-        st.markdown("**Split**")
-        columns = st.columns(5)
-        columns[0].metric("Train", f"{split['train']:,}")
-        columns[1].metric("Validation", f"{split['valid']:,}")
-        columns[2].metric("Test", f"{split['test']:,}")
-        what = "sources" if pairs else "lines"
-        columns[3].metric(f"Valid {what} in train", f"{split['valid_sources_in_train']:,}")
-        columns[4].metric(f"Test {what} in train", f"{split['test_sources_in_train']:,}")
-        st.caption(f"Split seed {split['seed']}: the same file, settings and seed always give the same split.")
+    if not split:
+        return
+    st.markdown("**Split**")
+    columns = st.columns(5)
+    columns[0].metric("Train", f"{split['train']:,}")
+    columns[1].metric("Validation", f"{split['valid']:,}")
+    columns[2].metric("Test", f"{split['test']:,}")
+    what = "sources" if pairs else "lines"
+    columns[3].metric(f"Valid {what} in train", f"{split['valid_sources_in_train']:,}")
+    columns[4].metric(f"Test {what} in train", f"{split['test_sources_in_train']:,}")
+    st.caption(f"Split seed {split['seed']}: the same file, settings and seed always give the same split.")
 
 
 def corpus_config(format_: str, source_field: str, target_field: str) -> CorpusConfig:
@@ -149,58 +172,66 @@ def corpus_config(format_: str, source_field: str, target_field: str) -> CorpusC
     )
 
 
-st.title("Corpus")
-st.write("Upload a corpus or pick a built-in one, check what is in it, and save it for training. "
-         "Pairs (TSV, CSV, JSONL) train seq2seq models; plain text trains language models.")
+@dataclasses.dataclass
+class Picked:
+    """The corpus the widgets picked: its bytes (None until there are some) and how to read it."""
 
-with ui.user_errors():
-    ui.ensure_default_corpus()
-    upload_cap_mb = int(st.get_option("server.maxUploadSize"))
-    max_bytes = min(CorpusConfig().max_bytes, upload_cap_mb * 1024 * 1024)
-
-    source = st.radio("Source", (UPLOAD, SAMPLE), horizontal=True, key="corpus-source")
     data: bytes | None = None
-    origin, corpus_label = "upload", ""
-    format_, source_field, target_field = "auto", "", ""
-    if source == UPLOAD:
-        uploaded = st.file_uploader(
-            f"Corpus file: UTF-8 text, TSV, CSV or JSONL, at most {max_bytes // 2**20} MB",
-            key="corpus-upload",
-            help="The format is detected from the content; the file name is only a label.",
-        )
-        columns = st.columns(3)
-        with columns[0]:
-            format_ = forms.setting_input(CorpusConfig.field_spec("format"), "auto", key="corpus-format", label="Format")
-        if format_ in FIELD_FORMATS:
-            source_field = columns[1].text_input(
-                "Source column" if format_ == "csv" else "Source key", key="corpus-source-field",
-                help="Empty picks an obvious one (source, input, question, ...).")
-            target_field = columns[2].text_input(
-                "Target column" if format_ == "csv" else "Target key", key="corpus-target-field",
-                help="Empty picks an obvious one (target, output, answer, ...).")
-        if uploaded is not None:
-            corpus_label = ui.label(uploaded.name)
-            st.text(f"File: {corpus_label} ({uploaded.size:,} bytes)")
-            if uploaded.size > max_bytes:
-                forms.error(f"the file is {uploaded.size / 2**20:.1f} MB, over the {max_bytes // 2**20} MB cap; "
-                            "split it into smaller files, or train from the command line.")
-            else:
-                data = uploaded.getvalue()
-    else:
-        columns = st.columns(3)
-        name = columns[0].selectbox("Sample", samples.sample_names(), key="corpus-sample")
-        spec = samples.SAMPLES[name]
-        low, high = samples.PAIRS_SIZE_RANGE if spec.kind == "pairs" else samples.TEXT_SIZE_RANGE
-        size = int(columns[1].number_input(
-            "Examples" if spec.kind == "pairs" else "Stories", min_value=low, max_value=high,
-            value=spec.default_size, step=100 if spec.kind == "pairs" else 10, key=f"corpus-sample-size-{name}"))
-        seed = int(columns[2].number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1,
-                                           key="corpus-sample-seed"))
-        st.caption(spec.description)
-        origin = f"sample:{name}"
-        corpus_label = f"{name} ({size:,} {'examples' if spec.kind == 'pairs' else 'stories'}, seed {seed})"
-        data = sample_bytes(name, size, seed)
+    origin: str = "upload"
+    label: str = ""
+    format: str = "auto"
+    source_field: str = ""
+    target_field: str = ""
 
+
+def _choose_upload(max_bytes: int) -> Picked:
+    uploaded = st.file_uploader(
+        f"Corpus file: UTF-8 text, TSV, CSV or JSONL, at most {max_bytes // 2**20} MB",
+        key="corpus-upload",
+        help="The format is detected from the content; the file name is only a label.",
+    )
+    picked = Picked()
+    columns = st.columns(3)
+    with columns[0]:
+        picked.format = forms.setting_input(CorpusConfig.field_spec("format"), "auto", key="corpus-format",
+                                            label="Format")
+    if picked.format in FIELD_FORMATS:
+        picked.source_field = columns[1].text_input(
+            "Source column" if picked.format == "csv" else "Source key", key="corpus-source-field",
+            help="Empty picks an obvious one (source, input, question, ...).")
+        picked.target_field = columns[2].text_input(
+            "Target column" if picked.format == "csv" else "Target key", key="corpus-target-field",
+            help="Empty picks an obvious one (target, output, answer, ...).")
+    if uploaded is None:
+        return picked
+    picked.label = ui.label(uploaded.name)
+    st.text(f"File: {picked.label} ({uploaded.size:,} bytes)")
+    if uploaded.size > max_bytes:
+        forms.error(f"the file is {uploaded.size / 2**20:.1f} MB, over the {max_bytes // 2**20} MB cap; "
+                    "split it into smaller files, or train from the command line.")
+    else:
+        picked.data = uploaded.getvalue()
+    return picked
+
+
+def _choose_sample() -> Picked:
+    columns = st.columns(3)
+    name = columns[0].selectbox("Sample", samples.sample_names(), key="corpus-sample")
+    spec = samples.SAMPLES[name]
+    low, high = samples.PAIRS_SIZE_RANGE if spec.kind == "pairs" else samples.TEXT_SIZE_RANGE
+    size = int(columns[1].number_input(
+        "Examples" if spec.kind == "pairs" else "Stories", min_value=low, max_value=high,
+        value=spec.default_size, step=100 if spec.kind == "pairs" else 10, key=f"corpus-sample-size-{name}"))
+    seed = int(columns[2].number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1,
+                                       key="corpus-sample-seed"))
+    st.caption(spec.description)
+    return Picked(data=sample_bytes(name, size, seed), origin=f"sample:{name}",
+                  label=f"{name} ({size:,} {'examples' if spec.kind == 'pairs' else 'stories'}, seed {seed})")
+
+
+def _choose_settings() -> tuple[str, int]:
+    """The split settings (read back by `corpus_config`); the tokenizer kind and vocabulary size
+    for the OOV figures."""
     defaults = CorpusConfig()
     columns = st.columns(4)
     for column, (name, key, label) in zip(columns, [("valid_fraction", "corpus-valid", "Validation fraction"),
@@ -217,35 +248,31 @@ with ui.user_errors():
         with columns[1]:
             vocab_size = int(forms.setting_input(TokenizerConfig.field_spec("vocab_size"), TokenizerConfig().vocab_size,
                                                  key="corpus-vocab", label="Vocabulary size"))
+    return tokenizer_kind, vocab_size
 
-    columns = st.columns([1, 1, 4])
-    check_clicked = columns[0].button("Check", icon=":material/fact_check:", disabled=data is None,
-                                      key="corpus-check")
-    save_clicked = columns[1].button("Save corpus", type="primary", icon=":material/save:",
-                                     disabled=data is None, key="corpus-save")
-    if check_clicked or save_clicked:
-        st.session_state["corpus-show-report"] = True
 
-    if data is not None:
-        try:
-            config = corpus_config(format_, source_field, target_field)
-            tokenizer = TokenizerConfig(kind=tokenizer_kind, vocab_size=vocab_size)
-            if save_clicked:
-                with ui.open_store() as store:
-                    record = registry.register(store, data, config.with_overrides({"max_bytes": max_bytes}),
-                                              origin=origin, label=corpus_label)
-                forms.success(f"Saved corpus {record.id} ({record.num_examples:,} examples) as "
-                              f"{record.label!r}. Train on it from the Train page.")
-            if st.session_state.get("corpus-show-report"):
-                digest = hashlib.sha256(data).hexdigest()
-                check = check_corpus(digest, config.with_overrides({"max_bytes": max_bytes}).to_json(),
-                                     tokenizer.to_json(), data)
-                show_report(check)
-        except TextgenError as problem:
-            forms.error(str(problem))
-            st.caption("Nothing was saved. Fix the file or the settings above and check again.")
-    del data  # the bytes stay with the uploader widget only
+def _check_and_save(picked: Picked, tokenizer_choice: tuple[str, int], max_bytes: int, save: bool) -> None:
+    """Save the corpus when asked, then show its report once Check or Save was clicked."""
+    try:
+        config = corpus_config(picked.format, picked.source_field, picked.target_field)
+        tokenizer = TokenizerConfig(kind=tokenizer_choice[0], vocab_size=tokenizer_choice[1])
+        if save:
+            with ui.open_store() as store:
+                record = registry.register(store, picked.data, config.with_overrides({"max_bytes": max_bytes}),
+                                           origin=picked.origin, label=picked.label)
+            forms.success(f"Saved corpus {record.id} ({record.num_examples:,} examples) as "
+                          f"{record.label!r}. Train on it from the Train page.")
+        if st.session_state.get("corpus-show-report"):
+            digest = hashlib.sha256(picked.data).hexdigest()
+            check = check_corpus(digest, config.with_overrides({"max_bytes": max_bytes}).to_json(),
+                                 tokenizer.to_json(), picked.data)
+            show_report(check)
+    except TextgenError as problem:
+        forms.error(str(problem))
+        st.caption("Nothing was saved. Fix the file or the settings above and check again.")
 
+
+def _show_saved() -> None:
     st.subheader("Saved corpora")
     with ui.open_store() as store:
         saved = store.list_corpora()
@@ -262,3 +289,30 @@ with ui.user_errors():
         hide_index=True,
         width="stretch",
     )
+
+
+def main() -> None:
+    st.title("Corpus")
+    st.write("Upload a corpus or pick a built-in one, check what is in it, and save it for training. "
+             "Pairs (TSV, CSV, JSONL) train seq2seq models; plain text trains language models.")
+    with ui.user_errors():
+        ui.ensure_default_corpus()
+        upload_cap_mb = int(st.get_option("server.maxUploadSize"))
+        max_bytes = min(CorpusConfig().max_bytes, upload_cap_mb * 1024 * 1024)
+        source = st.radio("Source", (UPLOAD, SAMPLE), horizontal=True, key="corpus-source")
+        picked = _choose_upload(max_bytes) if source == UPLOAD else _choose_sample()
+        tokenizer_choice = _choose_settings()
+        columns = st.columns([1, 1, 4])
+        check_clicked = columns[0].button("Check", icon=":material/fact_check:", disabled=picked.data is None,
+                                          key="corpus-check")
+        save_clicked = columns[1].button("Save corpus", type="primary", icon=":material/save:",
+                                         disabled=picked.data is None, key="corpus-save")
+        if check_clicked or save_clicked:
+            st.session_state["corpus-show-report"] = True
+        if picked.data is not None:
+            _check_and_save(picked, tokenizer_choice, max_bytes, save_clicked)
+        del picked  # the bytes stay with the uploader widget only
+        _show_saved()
+
+
+main()

@@ -13,7 +13,7 @@ The link carries the form's state: `model`, `preset` and `corpus` follow the for
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 import streamlit as st
 
@@ -124,21 +124,23 @@ def job_list() -> None:
 
 
 def _job_list(was_active: bool) -> None:
-    with ui.user_errors(), ui.open_store() as store:
-        runs = ui.list_runs(store)
+    with ui.user_errors(), ui.page_runs("No runs yet. Start one above.") as (store, runs):
         if any(run.status in ACTIVE_STATUSES for run in runs) != was_active:
             st.rerun()  # a job started or ended: poll at the other pace
         if not runs:
-            st.info("No runs yet. Start one above.", icon=":material/model_training:")
             return
         if len(runs) > MAX_LISTED_RUNS:
             st.caption(f"The {MAX_LISTED_RUNS} most recent of {len(runs)} runs.")
         for run in runs[:MAX_LISTED_RUNS]:
-            with st.container(border=True):
-                try:
-                    show_job(store, run)
-                except StoreError:  # deleted meanwhile (another tab, the CLI)
-                    st.text(f"{run.id} was deleted.")
+            _show_job_box(store, run)
+
+
+def _show_job_box(store: RunStore, run: Any) -> None:
+    with st.container(border=True):
+        try:
+            show_job(store, run)
+        except StoreError:  # deleted meanwhile (another tab, the CLI)
+            st.text(f"{run.id} was deleted.")
 
 
 def ask_delete(run_id: str) -> None:
@@ -178,44 +180,62 @@ def show_job(store: RunStore, run: Any) -> None:
     confirming = st.session_state.get(CONFIRM_KEY) == run.id
     columns[2].button("Delete", key=f"train-delete-{run.id}", icon=":material/delete:", disabled=confirming,
                       on_click=ask_delete, args=(run.id,))
-    if confirming:
-        st.warning(f"Delete run {run.id} with its checkpoints and metrics? "
-                   f"{'Its job is stopped first. ' if active else ''}This cannot be undone.",
-                   icon=":material/warning:")
-        yes, no = st.columns([1, 6])
-        no.button("Cancel", key=f"train-delete-no-{run.id}", on_click=cancel_delete)
-        if yes.button("Yes, delete", key=f"train-delete-yes-{run.id}", type="primary"):
-            st.session_state.pop(CONFIRM_KEY, None)
-            try:
-                with st.spinner("Deleting…"):
-                    jobs.delete(store, run.id)
-                st.success(f"Deleted {run.id}.", icon=":material/check_circle:")
-            except TextgenError as problem:
-                forms.error(str(problem))
-            return  # the run is gone: no controls for it
+    if confirming and _confirm_delete(store, run.id, active):
+        return  # the run is gone: no controls for it
     if run.status in jobs.RESUMABLE:
         with st.expander("Resume"):
-            columns = st.columns(3)
-            more = columns[0].number_input("More epochs", value=5, step=1, key=f"train-resume-epochs-{run.id}")
-            rate = columns[1].text_input("Learning rate (empty keeps it)", key=f"train-resume-lr-{run.id}")
-            minutes = columns[2].text_input("Time budget in minutes (empty keeps it)",
-                                            key=f"train-resume-minutes-{run.id}")
-            if st.button("Resume", key=f"train-resume-{run.id}", icon=":material/play_arrow:"):
-                settings = {name: value.strip() for name, value in (("learning_rate", rate), ("minutes", minutes))
-                            if value.strip()}
-                try:
-                    resumed = jobs.resume(store, run.id, epochs=int(more), settings=settings)
-                    st.toast(f"Resumed {resumed.id}: {resumed.status}. It "
-                             f"{ui.label(jobs.resume_summary(store, resumed.id), 300)}")
-                except TextgenError as problem:
-                    forms.error(str(problem))
+            _show_resume(store, run.id)
 
 
-st.title("Train")
-st.write("Pick a corpus and a model, check its size and the estimated time, and start it. Jobs run "
-         "in their own processes, one after the other: closing the browser does not stop them.")
+def _confirm_delete(store: RunStore, run_id: str, active: bool) -> bool:
+    """The "Yes, delete" question; True once the run was deleted (or deleting it failed)."""
+    st.warning(f"Delete run {run_id} with its checkpoints and metrics? "
+               f"{'Its job is stopped first. ' if active else ''}This cannot be undone.",
+               icon=":material/warning:")
+    yes, no = st.columns([1, 6])
+    no.button("Cancel", key=f"train-delete-no-{run_id}", on_click=cancel_delete)
+    if not yes.button("Yes, delete", key=f"train-delete-yes-{run_id}", type="primary"):
+        return False
+    st.session_state.pop(CONFIRM_KEY, None)
+    try:
+        with st.spinner("Deleting…"):
+            jobs.delete(store, run_id)
+        st.success(f"Deleted {run_id}.", icon=":material/check_circle:")
+    except TextgenError as problem:
+        forms.error(str(problem))
+    return True
 
-with ui.user_errors():
+
+def _show_resume(store: RunStore, run_id: str) -> None:
+    columns = st.columns(3)
+    more = columns[0].number_input("More epochs", value=5, step=1, key=f"train-resume-epochs-{run_id}")
+    rate = columns[1].text_input("Learning rate (empty keeps it)", key=f"train-resume-lr-{run_id}")
+    minutes = columns[2].text_input("Time budget in minutes (empty keeps it)",
+                                    key=f"train-resume-minutes-{run_id}")
+    if not st.button("Resume", key=f"train-resume-{run_id}", icon=":material/play_arrow:"):
+        return
+    settings = {name: value.strip() for name, value in (("learning_rate", rate), ("minutes", minutes))
+                if value.strip()}
+    try:
+        resumed = jobs.resume(store, run_id, epochs=int(more), settings=settings)
+        st.toast(f"Resumed {resumed.id}: {resumed.status}. It "
+                 f"{ui.label(jobs.resume_summary(store, resumed.id), 300)}")
+    except TextgenError as problem:
+        forms.error(str(problem))
+
+
+class RunChoice(NamedTuple):
+    """What the form picked: the corpus, model family, preset, label and every setting."""
+
+    corpus_id: str
+    kind: str
+    preset: str
+    label: str
+    settings: dict[str, str]
+
+
+def _saved_corpora() -> tuple[str, str, dict[str, Any]]:
+    """The store's home, the default corpus's id and the saved corpora by id."""
     default_corpus_id = ui.ensure_default_corpus()
     with ui.open_store() as store:
         home = str(store.home)
@@ -223,25 +243,26 @@ with ui.user_errors():
         if default_corpus_id not in saved:  # removed since this server registered it: again
             default_corpus_id = registry.register_reference(store, f"sample:{ui.DEFAULT_SAMPLE}").id
             saved = {c.id: c for c in store.list_corpora()}
-    warnings: list[str] = []
+    return home, default_corpus_id, saved
 
-    st.subheader("New run")
+
+def _choose_corpus(saved: dict[str, Any], default_corpus_id: str, warnings: list[str]) -> str:
     ids = list(saved)
     wanted_corpus = ui.query_value("corpus")
     if wanted_corpus and wanted_corpus not in saved:
         warnings.append(f"the link's corpus {wanted_corpus!r} is not a saved corpus; the default is shown.")
         wanted_corpus = None
     start_corpus = wanted_corpus or default_corpus_id
-    corpus_id = st.selectbox(
+    return st.selectbox(
         "Corpus", ids, index=ids.index(start_corpus) if start_corpus in ids else 0, key="train-corpus",
         format_func=lambda c: f"{ui.label(saved[c].label, 50)} · {saved[c].format} · "
                               f"{saved[c].num_examples:,} examples · {c}",
         help="Save more on the Corpus page.",
     )
-    corpus = saved[corpus_id]
-    is_text = corpus.format == "text"
-    kinds = DECODER_ONLY_KINDS if is_text else SEQ2SEQ_KINDS
 
+
+def _linked_model(kinds: tuple[str, ...], warnings: list[str]) -> tuple[str | None, str | None]:
+    """The link's model family and preset, None (with a warning) where they do not fit."""
     wanted_kind = ui.query_value("model")
     if wanted_kind is not None and wanted_kind not in kinds:
         what = "not a model family" if wanted_kind not in MODEL_KINDS else (
@@ -254,7 +275,13 @@ with ui.user_errors():
         warnings.append(f"the link's preset {wanted_preset!r} is not one of {', '.join(PRESET_NAMES)}; "
                         "it was ignored.")
         wanted_preset = None
+    return wanted_kind, wanted_preset
 
+
+def _choose_model(is_text: bool, warnings: list[str]) -> tuple[str, str, str]:
+    """Model family, preset and run label."""
+    kinds = DECODER_ONLY_KINDS if is_text else SEQ2SEQ_KINDS
+    wanted_kind, wanted_preset = _linked_model(kinds, warnings)
     columns = st.columns(3)
     kind = columns[0].selectbox("Model family", kinds, index=kinds.index(wanted_kind) if wanted_kind else 0,
                                 key=f"train-kind-{'text' if is_text else 'pairs'}")
@@ -263,16 +290,11 @@ with ui.user_errors():
                                   help="tiny trains in seconds on a CPU; small suits a few thousand pairs; "
                                        "base is paper-sized (GPU recommended).")
     run_label = columns[2].text_input("Run label (optional)", key="train-label", max_chars=120)
-    ui.set_query(corpus=None if corpus_id == default_corpus_id else corpus_id, model=kind, preset=preset)
+    return kind, preset, run_label
 
-    model_defaults = preset_config(kind, preset, 8, 8)
-    model_fields = tuple(f for f in FAMILY_FIELDS[kind] if f not in DERIVED_MODEL_FIELDS)
-    prefill, link_problems = query_settings(model_fields, model_defaults)
-    warnings.extend(link_problems)
-    for text in warnings:
-        forms.warning(text)
 
-    settings: dict[str, str] = {}
+def _choose_model_settings(kind: str, preset: str, model_fields: tuple[str, ...], model_defaults: Any,
+                           prefill: dict[str, Any], settings: dict[str, str]) -> None:
     st.markdown(f"**Model: {kind}, {preset}** (prefilled from the preset)")
     columns = st.columns(4)
     for index, name in enumerate(model_fields):
@@ -280,6 +302,8 @@ with ui.user_errors():
             value = setting(name, getattr(model_defaults, name), prefill, key=f"train-model-{kind}-{preset}-{name}")
         settings[f"model.{name}"] = forms.as_setting(value)
 
+
+def _choose_tokenizer_settings(prefill: dict[str, Any], settings: dict[str, str]) -> None:
     st.markdown("**Tokenizer**")
     tokenizer_defaults = TokenizerConfig()
     columns = st.columns(4)
@@ -290,6 +314,8 @@ with ui.user_errors():
             value = setting(name, getattr(tokenizer_defaults, name), prefill, key=f"train-tokenizer-{name}")
         settings[f"tokenizer.{name}"] = forms.as_setting(value)
 
+
+def _choose_train_settings(prefill: dict[str, Any], settings: dict[str, str]) -> None:
     st.markdown("**Training**")
     train_defaults = TrainConfig()
     columns = st.columns(len(MAIN_TRAIN_FIELDS))
@@ -306,29 +332,71 @@ with ui.user_errors():
                 value = setting(name, getattr(train_defaults, name), prefill, key=f"train-train-{name}")
             settings[f"train.{name}"] = forms.as_setting(value)
 
-    plan = None
+
+def _choose_run(saved: dict[str, Any], default_corpus_id: str) -> RunChoice:
+    """The new-run form: corpus, model and every setting, prefilled from the link; what in the
+    link was ignored is shown as warnings."""
+    warnings: list[str] = []
+    corpus_id = _choose_corpus(saved, default_corpus_id, warnings)
+    kind, preset, run_label = _choose_model(saved[corpus_id].format == "text", warnings)
+    ui.set_query(corpus=None if corpus_id == default_corpus_id else corpus_id, model=kind, preset=preset)
+    model_defaults = preset_config(kind, preset, 8, 8)
+    model_fields = tuple(f for f in FAMILY_FIELDS[kind] if f not in DERIVED_MODEL_FIELDS)
+    prefill, link_problems = query_settings(model_fields, model_defaults)
+    warnings.extend(link_problems)
+    for text in warnings:
+        forms.warning(text)
+    settings: dict[str, str] = {}
+    _choose_model_settings(kind, preset, model_fields, model_defaults, prefill, settings)
+    _choose_tokenizer_settings(prefill, settings)
+    _choose_train_settings(prefill, settings)
+    return RunChoice(corpus_id, kind, preset, run_label, settings)
+
+
+def _show_estimates(home: str, choice: RunChoice) -> Any:
+    """The plan's figures, or why these settings cannot train; the plan, or None."""
     try:
-        plan, tokens, overflow = cached_plan(home, corpus_id, kind, preset, json.dumps(settings, sort_keys=True))
+        plan, tokens, overflow = cached_plan(home, choice.corpus_id, choice.kind, choice.preset,
+                                             json.dumps(choice.settings, sort_keys=True))
         with ui.open_store() as store:
-            measured = estimates.measured_flops_rate(store, kind)
+            measured = estimates.measured_flops_rate(store, choice.kind)
         show_plan(plan, estimates.estimate_training_time(plan, tokens, measured))
         st.caption(estimates.estimate_memory(plan.config.model, plan.config.train).summary)
         if overflow.summary:
             forms.warning(overflow.summary)
+        return plan
     except TextgenError as problem:
         forms.error(f"These settings cannot train: {problem}")
         st.caption("Fix the value above; no run is created until the settings are valid.")
+        return None
 
-    if st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=plan is None,
-                 key="train-start"):
-        try:
-            with ui.open_store() as store:
-                fresh = planning.plan_run(store, corpus_id, kind, preset=preset, settings=settings,
-                                          label=run_label.strip() or None)
-                run = jobs.submit(store, fresh)
-            forms.success(f"Started run {run.id} ({run.status}). Follow it below, or on the other pages.")
-        except TextgenError as problem:
-            forms.error(str(problem))
 
-    st.subheader("Jobs")
-    job_list()
+def _start_button(choice: RunChoice, disabled: bool) -> None:
+    if not st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=disabled,
+                     key="train-start"):
+        return
+    try:
+        with ui.open_store() as store:
+            fresh = planning.plan_run(store, choice.corpus_id, choice.kind, preset=choice.preset,
+                                      settings=choice.settings, label=choice.label.strip() or None)
+            run = jobs.submit(store, fresh)
+        forms.success(f"Started run {run.id} ({run.status}). Follow it below, or on the other pages.")
+    except TextgenError as problem:
+        forms.error(str(problem))
+
+
+def main() -> None:
+    st.title("Train")
+    st.write("Pick a corpus and a model, check its size and the estimated time, and start it. Jobs run "
+             "in their own processes, one after the other: closing the browser does not stop them.")
+    with ui.user_errors():
+        home, default_corpus_id, saved = _saved_corpora()
+        st.subheader("New run")
+        choice = _choose_run(saved, default_corpus_id)
+        plan = _show_estimates(home, choice)
+        _start_button(choice, disabled=plan is None)
+        st.subheader("Jobs")
+        job_list()
+
+
+main()

@@ -143,29 +143,35 @@ def _show_example(table: comparison.ComparisonTable, index: int, runs_by_id: dic
     for begin in range(0, len(table.run_ids), DETAIL_COLUMNS):
         chunk = table.run_ids[begin:begin + DETAIL_COLUMNS]
         for column, run_id in zip(st.columns(DETAIL_COLUMNS), chunk):
-            result = row.results[run_id]
             with column:
-                baseline = " (baseline)" if run_id == table.baseline else ""
-                st.text(ui.run_title(runs_by_id[run_id]) + baseline)
-                st.code(ui.label(result.output.output, 500) or "(empty)", language=None)
-                if result.output.note:
-                    st.caption(result.output.note)
-                if run_id != table.baseline:
-                    marked = comparison.render_diff(result.diff, table.joiner)
-                    st.text("vs baseline: " + ui.label(marked, 500))
-                if result.scores:
-                    delta = result.deltas.get(metric) if run_id != table.baseline else None
-                    st.metric(title, f"{result.scores[metric]:.1f}",
-                              delta=None if delta is None else f"{delta:+.1f}")
-                views = result.output.attention
-                if views is not None and views.kinds:
-                    # Cross attention (output by source); a language model has only self attention.
-                    attention_map = views.map(views.kinds[0], -1, None)
-                    st.plotly_chart(heatmaps.attention_heatmap(
-                        attention_map, title=f"{run_id} · {attention_map.title}"),
-                        key=f"cmp-attention-{run_id}")
-                else:
-                    st.caption("This model has no attention (a plain encoder-decoder).")
+                _show_run_output(table, row.results[run_id], run_id, runs_by_id[run_id], metric, title)
+
+
+def _show_run_output(table: comparison.ComparisonTable, result, run_id: str, run, metric: str,
+                     title: str) -> None:
+    """One run's output of the example: the text, its difference from the baseline, its score and
+    its cross attention."""
+    baseline = " (baseline)" if run_id == table.baseline else ""
+    st.text(ui.run_title(run) + baseline)
+    st.code(ui.label(result.output.output, 500) or "(empty)", language=None)
+    if result.output.note:
+        st.caption(result.output.note)
+    if run_id != table.baseline:
+        marked = comparison.render_diff(result.diff, table.joiner)
+        st.text("vs baseline: " + ui.label(marked, 500))
+    if result.scores:
+        delta = result.deltas.get(metric) if run_id != table.baseline else None
+        st.metric(title, f"{result.scores[metric]:.1f}",
+                  delta=None if delta is None else f"{delta:+.1f}")
+    views = result.output.attention
+    if views is not None and views.kinds:
+        # Cross attention (output by source); a language model has only self attention.
+        attention_map = views.map(views.kinds[0], -1, None)
+        st.plotly_chart(heatmaps.attention_heatmap(
+            attention_map, title=f"{run_id} · {attention_map.title}"),
+            key=f"cmp-attention-{run_id}")
+    else:
+        st.caption("This model has no attention (a plain encoder-decoder).")
 
 
 def _compare(store, runs) -> None:
@@ -270,19 +276,17 @@ def _show_table(table: comparison.ComparisonTable, names: dict, metric: str) -> 
                  column_config={c: st.column_config.NumberColumn(format=f) for c, f in formats.items()})
 
 
-st.title("Compare")
-st.write(
-    "Several runs on the same inputs, side by side: differences from a pinned baseline, "
-    "per-example scores and deltas. The view is in the page's URL: copy it to share it."
-)
-
-with ui.user_errors():
-    with ui.open_store() as store:
-        runs = ui.runs_with_checkpoint(store)
-        if not runs:
-            st.info(
-                "No trained runs yet: a comparison needs runs with a checkpoint. Train some, "
-                "for example `python -m textgen train --corpus sample:dates --model gru`.",
-                icon=":material/model_training:")
-        else:
+def main() -> None:
+    st.title("Compare")
+    st.write(
+        "Several runs on the same inputs, side by side: differences from a pinned baseline, "
+        "per-example scores and deltas. The view is in the page's URL: copy it to share it."
+    )
+    no_runs = ("No trained runs yet: a comparison needs runs with a checkpoint. Train some, "
+               "for example `python -m textgen train --corpus sample:dates --model gru`.")
+    with ui.user_errors(), ui.page_runs(no_runs, trained_only=True) as (store, runs):
+        if runs:
             _compare(store, runs)
+
+
+main()

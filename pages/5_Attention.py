@@ -167,30 +167,34 @@ def _show_attention(views: attention_views.AttentionSet, run) -> None:
     st.plotly_chart(heatmaps.head_grid(views.head_maps(kind, layer)), key="att-grid")
 
 
-st.title("Attention")
-st.write(
-    "Where a model looks while writing each output token: rows are output tokens, columns the "
-    "tokens they attend to; hover a cell for its weight. The view is in the page's URL: copy "
-    "it to show a teammate the same map."
-)
+def _choose_run(runs):
+    chosen = ui.pick_runs(runs, key="run", multiple=False, label_text="Run")
+    return next(r for r in runs if r.id == chosen[0]) if chosen else None
 
-with ui.user_errors():
-    with ui.open_store() as store:
-        runs = ui.runs_with_checkpoint(store)
-        if not runs:
-            st.info(
-                "No trained runs yet: attention maps need a run with a checkpoint. Train one, "
-                "for example `python -m textgen train --corpus sample:dates --model bahdanau`.",
-                icon=":material/model_training:")
-        else:
-            chosen = ui.pick_runs(runs, key="run", multiple=False, label_text="Run")
-            run = next(r for r in runs if r.id == chosen[0]) if chosen else None
-            picked = _choose_input(store, run.id) if run else None
-            reference = _choose_reference(picked[1]) if picked else None
-            checkpoint = _choose_checkpoint(store.run_dir(run.id)) if reference is not None else None
-            if picked and reference is not None and checkpoint:
-                views = _attention(str(store.home), run.id, checkpoint, picked[0], reference)
-                st.text(f"Input:  {ui.label(views.source, 300)}")
-                what = "Reference" if views.mode == "teacher_forced" else "Output"
-                st.text(f"{what}: {ui.label(views.output, 300)}")
-                _show_attention(views, run)
+
+def _show_views(views: attention_views.AttentionSet, run) -> None:
+    st.text(f"Input:  {ui.label(views.source, 300)}")
+    what = "Reference" if views.mode == "teacher_forced" else "Output"
+    st.text(f"{what}: {ui.label(views.output, 300)}")
+    _show_attention(views, run)
+
+
+def main() -> None:
+    st.title("Attention")
+    st.write(
+        "Where a model looks while writing each output token: rows are output tokens, columns the "
+        "tokens they attend to; hover a cell for its weight. The view is in the page's URL: copy "
+        "it to show a teammate the same map."
+    )
+    no_runs = ("No trained runs yet: attention maps need a run with a checkpoint. Train one, "
+               "for example `python -m textgen train --corpus sample:dates --model bahdanau`.")
+    with ui.user_errors(), ui.page_runs(no_runs, trained_only=True) as (store, runs):
+        run = _choose_run(runs) if runs else None
+        picked = _choose_input(store, run.id) if run else None
+        reference = _choose_reference(picked[1]) if picked else None
+        checkpoint = _choose_checkpoint(store.run_dir(run.id)) if reference is not None else None
+        if picked and reference is not None and checkpoint:
+            _show_views(_attention(str(store.home), run.id, checkpoint, picked[0], reference), run)
+
+
+main()

@@ -14,8 +14,8 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Iterator
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

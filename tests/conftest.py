@@ -12,11 +12,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 _SESSION_HOME = tempfile.mkdtemp(prefix="textgen-test-home-")
 os.environ["TEXTGEN_HOME"] = _SESSION_HOME
 
-ROOT = Path(__file__).resolve().parent.parent
+import pytest  # noqa: E402
+from helpers import ROOT, copy_home  # noqa: E402, F401  (copy_home: the trained_home fixture)
+
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-
-import pytest  # noqa: E402
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -40,32 +40,6 @@ def store(home: Path):
 
     with RunStore(home) as run_store:
         yield run_store
-
-
-def run_cli(*args: str, home: Path | None = None, timeout: float = 300, input: bytes | None = None):
-    """Run `python -m textgen ARGS` in a subprocess, the way a user does."""
-    import subprocess
-
-    env = dict(os.environ)
-    if home is not None:
-        env["TEXTGEN_HOME"] = str(home)
-    return subprocess.run(
-        [sys.executable, "-m", "textgen", *args],
-        cwd=ROOT, env=env, capture_output=True, timeout=timeout, input=input,
-    )
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
-    """predicate()'s first truthy value, polled every `interval` s; AssertionError after `timeout`."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 DEMO_KINDS = ("gru", "bahdanau", "transformer")
@@ -97,14 +71,6 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
-def copy_home(source: Path, destination: Path) -> Path:
-    """A private, writable copy of a TEXTGEN_HOME (the SQLite WAL is checkpointed by closing)."""
-    import shutil
-
-    shutil.copytree(source, destination)
-    return destination
-
-
 @pytest.fixture
 def demo_home(trained_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A writable copy of `trained_home`, set as TEXTGEN_HOME for the test."""
@@ -120,16 +86,6 @@ def demo_runs(demo_home: Path) -> dict[str, str]:
 
     with RunStore(demo_home) as store:
         return {run.kind: run.id for run in store.list_runs()}
-
-
-def open_app(page: str, **query: str):
-    """Run a page script in AppTest with some URL query parameters."""
-    from streamlit.testing.v1 import AppTest
-
-    app = AppTest.from_file(page, default_timeout=120)
-    for key, value in query.items():
-        app.query_params[key] = value
-    return app.run()
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from browser import chromium_page, streamlit_server
 from streamlit.testing.v1 import AppTest
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_home_page_registers_the_default_sample_and_lists_samples(home: Path) -> None:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -166,7 +166,6 @@ LONG_FUNCTIONS = {
     "textgen/data/corpus.py:_with_warnings": "to split with the corpus package",
     "textgen/data/samples.py:_tale": "to split with the samples package (word lists apart from code)",
     "textgen/analysis/report.py:build_report": "to split: one helper per report section",
-    "pages/1_Corpus.py:show_report": "to split with the pages step: one _show_* per report part",
 }
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import copy_home
+from helpers import copy_home
+
 
 from textgen.analysis import attention_views
 from textgen.analysis.attention_views import AttentionSet, from_generation, from_teacher_forced

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from browser import chromium_page, streamlit_server
-from conftest import wait_for
+from helpers import wait_for
+
 
 from textgen.data import samples
 from textgen.store.database import RunStore

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from helpers import run_cli
+
 
 from textgen.data import samples
 from textgen.store.database import RunStore

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import copy_home
+from helpers import copy_home
+
 
 from textgen.analysis import comparison
 from textgen.analysis.comparison import DiffSegment, RunOutput, build_table, render_diff, token_diff

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from conftest import run_cli
+from helpers import run_cli
+
 from textgen.core.config import ConfigMixin
 from textgen.core.errors import ConfigError
 from textgen.data.config import CorpusConfig, TokenizerConfig

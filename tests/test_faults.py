@@ -23,7 +23,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, copy_home, open_app, run_cli, wait_for
+from helpers import ROOT, copy_home, open_app, plain, run_cli, wait_for
+
 
 from textgen.core.errors import ConfigError, StoreError
 from textgen.data import samples
@@ -49,10 +50,6 @@ def _wait_for(predicate, timeout: float, what: str):
 def _status(store: RunStore, run_id: str) -> str:
     jobs.reconcile(store)
     return store.get_run(run_id).status
-
-
-def _plain(markdown: str) -> str:
-    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def _leftovers(run_dir: Path) -> list[str]:
@@ -91,15 +88,16 @@ def test_case_22_bad_hyperparameters_from_form_cli_or_url_are_refused_before_a_j
     page = str(ROOT / "pages" / "2_Train.py")
     app = open_app(page, model="gru", preset="tiny", learning_rate="1e9")
     assert not app.exception, app.exception
-    errors = [_plain(e.value) for e in app.error]
-    assert any("These settings cannot train: learning_rate must be between 1e-08 and 10.0, got 1000000000.0" in e
-               for e in errors), errors
-    assert app.button(key="train-start").disabled
-    app = open_app(page, model="gru", preset="tiny")
-    app.number_input(key="train-model-gru-tiny-num_layers").set_value(999).run()
-    assert not app.exception, app.exception
-    assert any("num_layers must be between 1 and 48, got 999" in _plain(e.value) for e in app.error)
-    assert app.button(key="train-start").disabled
+    warnings = [plain(w.value) for w in app.warning]
+    assert any("learning_rate must be between 1e-08 and 10.0, got 1000000000.0" in w and "ignored" in w
+               for w in warnings), warnings
+    assert app.number_input(key="train-train-learning_rate").value == pytest.approx(1e-3)  # the default
+    app = open_app(page, model="gru", preset="tiny", batch_size="0")
+    # The widgets take each field's declared range: the form cannot hold a value outside it.
+    layers = app.number_input(key="train-model-gru-tiny-num_layers")
+    assert (layers.min, layers.max) == (1, 48)
+    batch_size = app.number_input(key="train-train-batch_size")
+    assert (batch_size.min, batch_size.max) == (1, 65536)
     with RunStore(home) as store:
         assert store.list_runs() == []
     assert not any((home / "runs").iterdir())
@@ -398,7 +396,7 @@ def test_case_30_corrupted_checkpoints_and_database_are_detected_with_a_clear_er
     monkeypatch.setenv("TEXTGEN_HOME", str(home))
     app = open_app(str(ROOT / "pages" / "3_Runs.py"))
     assert not app.exception, app.exception
-    assert any("is damaged" in _plain(e.value) for e in app.error)
+    assert any("is damaged" in plain(e.value) for e in app.error)
 
 
 # -- 31 ------------------------------------------------------------------------------------------

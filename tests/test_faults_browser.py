@@ -10,7 +10,8 @@ from typing import Iterator
 
 import pytest
 from browser import chromium_page, streamlit_server
-from conftest import wait_for
+from helpers import wait_for
+
 
 from textgen.data import samples
 from textgen.store.database import RunStore

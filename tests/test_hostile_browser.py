@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 from browser import chromium_page, streamlit_server
-from conftest import copy_home, wait_for
+from helpers import copy_home, wait_for
+
 
 pytestmark = pytest.mark.browser
 

@@ -23,7 +23,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, copy_home, run_cli
+from helpers import ROOT, copy_home, plain, run_cli
+
 
 from textgen.core.errors import ConfigError, CorpusError
 from textgen.data import registry, samples
@@ -87,11 +88,6 @@ def assert_cli_refuses(result, *words: str) -> str:
     for word in words:
         assert word in err, err
     return err
-
-
-def plain(markdown: str) -> str:
-    """A message box's text without the Markdown escapes `pages.ui.message` adds."""
-    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def open_corpus_page():

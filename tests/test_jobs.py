@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli, wait_for
+from helpers import ROOT, run_cli, wait_for
+
 
 from textgen.core.errors import TextgenError
 from textgen.data import samples
@@ -27,15 +28,17 @@ def corpus(tmp_path: Path) -> str:
     return str(path)
 
 
-def _wait_for(predicate, timeout: float, what: str):
-    return wait_for(predicate, timeout, what, interval=0.2)
-
-
 def _long_plan(store: RunStore, corpus: str, **settings: str):
     # Long enough to be caught running; frequent evaluations so checkpoints appear early.
     return planning.plan_run(store, corpus, "gru", preset="tiny",
                              settings={"epochs": "200", "batch_size": "16", "eval_every_steps": "5",
                                        "eval_bleu_examples": "0", "num_probe_samples": "1", **settings})
+
+
+def _training_seconds(store: RunStore, run_id: str) -> float:
+    """How long the job has been logging training rows, by its own clock."""
+    times = [m.time for m in store.get_metrics([run_id], names=["loss"]) if m.split == "train"]
+    return max(times) - min(times) if times else 0.0
 
 
 def _status(store: RunStore, run_id: str) -> str:
@@ -46,13 +49,13 @@ def _status(store: RunStore, run_id: str) -> str:
 def test_second_job_waits_queued_until_the_first_stops(store: RunStore, corpus: str) -> None:
     first = jobs.submit(store, _long_plan(store, corpus))
     second = jobs.submit(store, _long_plan(store, corpus))
-    _wait_for(lambda: _status(store, first.id) == "running", 60, "the first job to run")
-    time.sleep(2)
+    wait_for(lambda: _status(store, first.id) == "running", 60, "the first job to run")
+    wait_for(lambda: _training_seconds(store, first.id) >= 2, 90, "the first job to train for 2 s")
     assert _status(store, second.id) == "queued"
     assert store.get_run(second.id).pid  # its waiting process exists
     jobs.request_stop(store, first.id)
-    _wait_for(lambda: _status(store, first.id) == "stopped", 90, "the first job to stop")
-    _wait_for(lambda: _status(store, second.id) == "running", 60, "the second job to take the slot")
+    wait_for(lambda: _status(store, first.id) == "stopped", 90, "the first job to stop")
+    wait_for(lambda: _status(store, second.id) == "running", 60, "the second job to take the slot")
     stopped = jobs.wait_until_inactive(store, jobs.request_stop(store, second.id).id, 90)
     assert stopped.status == "stopped"
     for run_id in (first.id, second.id):
@@ -63,11 +66,11 @@ def test_sigkill_gives_crashed_and_resume_continues_from_an_intact_checkpoint(st
     run = jobs.submit(store, _long_plan(store, corpus))
     run_dir = store.run_dir(run.id)
     checkpoints = artifacts.Checkpoints(run_dir)
-    _wait_for(lambda: checkpoints.get("last") and checkpoints.get("last").step >= 10, 90, "a checkpoint")
+    wait_for(lambda: checkpoints.get("last") and checkpoints.get("last").step >= 10, 90, "a checkpoint")
     pid = store.get_run(run.id).pid
     os.kill(pid, signal.SIGKILL)
     started = time.monotonic()
-    _wait_for(lambda: _status(store, run.id) == "crashed", 10, "the run to be marked crashed")
+    wait_for(lambda: _status(store, run.id) == "crashed", 10, "the run to be marked crashed")
     assert time.monotonic() - started < 5
     crashed = store.get_run(run.id)
     assert "ended without finishing" in crashed.error and crashed.pid is None
@@ -85,7 +88,7 @@ def test_sigkill_gives_crashed_and_resume_continues_from_an_intact_checkpoint(st
 def test_stop_delete_and_runs_from_the_command_line(home: Path, corpus: str) -> None:
     with RunStore(home) as store:
         run = jobs.submit(store, _long_plan(store, corpus))
-        _wait_for(lambda: _status(store, run.id) == "running", 60, "the job to run")
+        wait_for(lambda: _status(store, run.id) == "running", 60, "the job to run")
     listed = run_cli("runs", "--json", home=home)
     assert listed.returncode == 0 and b'"status": "running"' in listed.stdout
     result = run_cli("stop", run.id, "--wait", "60", home=home)
@@ -104,7 +107,7 @@ def test_deleting_a_running_job_hides_it_at_once_stops_it_and_the_process_leaves
     processes keep both cores busy (its interpreter teardown used to wait 20 s on tf.data's
     threads there, holding the job's memory after the run was deleted)."""
     run = jobs.submit(store, _long_plan(store, corpus))
-    _wait_for(lambda: _status(store, run.id) == "running", 60, "the job to run")
+    wait_for(lambda: _status(store, run.id) == "running", 60, "the job to run")
     pid = store.get_run(run.id).pid
     seen: list[str] = []
     deleting = threading.Event()
@@ -116,7 +119,8 @@ def test_deleting_a_running_job_hides_it_at_once_stops_it_and_the_process_leaves
 
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(3)]
     try:
-        time.sleep(20)  # the slow teardown needed a job that had trained a while on busy cores
+        # The slow teardown needed a job that had trained a while on busy cores.
+        wait_for(lambda: _training_seconds(store, run.id) >= 20, 120, "the job to train for 20 s")
         deleting.set()
         watcher = threading.Thread(target=watch)
         watcher.start()
@@ -125,7 +129,7 @@ def test_deleting_a_running_job_hides_it_at_once_stops_it_and_the_process_leaves
         watcher.join()
         assert store.list_runs() == [] and not store.run_dir(run.id).exists()
         assert set(seen) <= {"running"}, f"a viewer saw the deleted run as {sorted(set(seen))}"
-        _wait_for(lambda: not jobs.process_alive(pid, None), 5, "the job process to end")
+        wait_for(lambda: not jobs.process_alive(pid, None), 5, "the job process to end")
     finally:
         for process in busy:
             process.kill()
@@ -164,7 +168,7 @@ def test_background_train_command_returns_a_run_id_at_once(home: Path, corpus: s
 
     run_id = json.loads(result.stdout.decode().strip().splitlines()[-1])["run_id"]
     with RunStore(home) as store:
-        final = _wait_for(lambda: _status(store, run_id) in ("finished", "failed", "crashed") and store.get_run(run_id),
+        final = wait_for(lambda: _status(store, run_id) in ("finished", "failed", "crashed") and store.get_run(run_id),
                           120, "the background run to finish")
         assert final.status == "finished", final.error
         assert store.get_samples(run_id), "the job decoded its probe samples"
@@ -212,7 +216,7 @@ def test_a_background_job_runs_at_a_lower_cpu_priority_than_the_app(home: Path, 
     assert result.returncode == 0, result.stderr.decode()
     run_id = json.loads(result.stdout.decode().strip().splitlines()[-1])["run_id"]
     with RunStore(home) as store:
-        running = _wait_for(lambda: (run := store.get_run(run_id)).status == "running" and run.pid and run, 60,
+        running = wait_for(lambda: (run := store.get_run(run_id)).status == "running" and run.pid and run, 60,
                             "the job to run")
         niceness = os.getpriority(os.PRIO_PROCESS, running.pid)
         assert niceness == os.nice(0) + jobs.DEFAULT_JOB_NICENESS

@@ -10,7 +10,9 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import DEMO_KINDS, copy_home
+from conftest import DEMO_KINDS
+from helpers import copy_home
+
 
 from textgen.analysis import leaderboard
 from textgen.core.errors import StoreError

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import functools
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import ROOT
 
 from textgen.core.errors import ConfigError, StoreError
 from textgen.models import (
@@ -27,7 +27,6 @@ from textgen.models import (
 )
 from textgen.models.losses import MaskedCrossEntropy, MaskedPerplexity, MaskedTokenAccuracy, masked_cross_entropy
 
-ROOT = Path(__file__).resolve().parent.parent
 BOS, EOS = 2, 3
 TINY = dict(source_vocab_size=23, target_vocab_size=29, embedding_dim=16, hidden_units=24,
             num_layers=1, dropout=0.0, num_heads=2, model_dim=16, feed_forward_dim=32,

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import copy_home, open_app
+from helpers import ROOT, copy_home, open_app
+
 from streamlit.testing.v1 import AppTest
 
 from pages.ui import chart_label
 
-ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "5_Attention.py")
 
 

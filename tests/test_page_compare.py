@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import copy_home, open_app
+from helpers import ROOT, copy_home, open_app
+
 from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "4_Compare.py")
 
 

@@ -3,19 +3,13 @@ with a message and nothing left behind, keep hostile file names as escaped label
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from helpers import ROOT, plain
 
-ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "1_Corpus.py")
-
-
-def plain(markdown: str) -> str:
-    """A message box's text without the Markdown escapes `forms.message` adds."""
-    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def open_page() -> AppTest:

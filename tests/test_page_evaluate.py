@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import open_app
+from helpers import ROOT, open_app
+
 from streamlit.testing.v1 import AppTest
 
 from textgen.store.database import RunStore
 
-ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "6_Evaluate.py")
 
 

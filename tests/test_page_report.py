@@ -6,10 +6,10 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import copy_home
+from helpers import ROOT, copy_home
+
 from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "7_Report.py")
 
 

@@ -10,7 +10,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import copy_home, open_app
+from helpers import ROOT, copy_home, open_app
+
 from streamlit.testing.v1 import AppTest
 
 from textgen.core.errors import ConfigError, StoreError
@@ -18,7 +19,6 @@ from textgen.core.text import chart_text
 from textgen.runs import bundle, manage
 from textgen.store.database import RunStore
 
-ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "3_Runs.py")
 
 

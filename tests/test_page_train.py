@@ -10,16 +10,12 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import DEMO_KINDS, copy_home, open_app
+from conftest import DEMO_KINDS
+from helpers import ROOT, copy_home, open_app, plain
+
 from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "2_Train.py")
-
-
-def plain(markdown: str) -> str:
-    """A message box's text without the Markdown escapes `forms.message` adds."""
-    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def open_page(**query: str) -> AppTest:

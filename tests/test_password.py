@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["app.py", *sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "pages").glob("*.py"))]
 # The title each page shows once open (the gate's own title is "TextGen Lab").
 PAGE_TITLES = {

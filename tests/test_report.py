@@ -15,7 +15,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import copy_home
+from helpers import copy_home
+
 
 HOSTILE = ("<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "[x](javascript:alert(1))", "\u202e")
 HOSTILE_LABEL = "evil " + " ".join(HOSTILE)

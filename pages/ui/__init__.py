@@ -107,6 +107,27 @@ def runs_with_checkpoint(store: RunStore) -> list[RunRecord]:
     return [run for run in store.list_runs() if attention_views.has_checkpoint(store.run_dir(run.id))]
 
 
+@contextlib.contextmanager
+def page_runs(no_runs: str, *, icon: str = ":material/model_training:",
+              trained_only: bool = False) -> Iterator[tuple[RunStore, list[RunRecord]]]:
+    """Open the store and list the runs a page works on; with none, say so and yield no runs.
+
+    Every run (`list_runs`: crashed ones marked first), or with trained_only those that can
+    generate (`runs_with_checkpoint`). `no_runs` is the page's own message, written in its code
+    (it is shown as Markdown, so never untrusted text). The page stops on an empty list:
+
+        with ui.page_runs("No runs yet. ...") as (store, runs):
+            if not runs:
+                return
+            ...  # the store stays open for the body; leave the block early to close it sooner
+    """
+    with open_store() as store:
+        runs = runs_with_checkpoint(store) if trained_only else list_runs(store)
+        if not runs:
+            st.info(no_runs, icon=icon)
+        yield store, runs
+
+
 # -- safe labels -------------------------------------------------------------------------------
 
 

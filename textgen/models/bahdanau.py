@@ -18,10 +18,10 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from textgen.models.base import Attention, Seq2SeqModel, State
+from textgen.models.base import Attention, State
 from textgen.models.config import ModelConfig
-from textgen.models.layers import Dense, OutputProjection, masked_softmax
-from textgen.models.recurrent import RecurrentEncoder, RecurrentStack, recurrent_part
+from textgen.models.layers import Dense, masked_softmax
+from textgen.models.recurrent import RecurrentSeq2Seq, recurrent_part
 
 
 class BahdanauAttention(keras.layers.Layer):
@@ -56,40 +56,14 @@ class BahdanauAttention(keras.layers.Layer):
         return context, attention_weights
 
 
-class BahdanauSeq2Seq(Seq2SeqModel):
+class BahdanauSeq2Seq(RecurrentSeq2Seq):
     """Encoder-decoder with additive attention and input feeding. Attention: "cross_attention"."""
 
     def __init__(self, config: ModelConfig, **kwargs) -> None:
-        super().__init__(config, **kwargs)
-        c = config
-        units = c.hidden_units
-        self.encoder = RecurrentEncoder(c.cell, c.source_vocab_size, c.embedding_dim, units,
-                                        c.num_layers, c.bidirectional, c.dropout, name="encoder")
-        self.target_embedding = keras.layers.Embedding(c.target_vocab_size, c.embedding_dim,
-                                                       name="target_embedding")
-        self.attention = BahdanauAttention(units, units, units, name="attention")
-        self.decoder = RecurrentStack(c.cell, c.embedding_dim + units, units, c.num_layers,
-                                      c.dropout, name="decoder")
-        self.dropout = keras.layers.Dropout(c.dropout)
-        self.output_projection = OutputProjection(
-            c.target_vocab_size, 2 * units, c.embedding_dim if c.tie_embeddings else None,
-            name="output_projection")
-
-    def build(self, input_shape=None) -> None:
-        self.encoder.build()
-        self.target_embedding.build((None, None))
-        self.attention.build()
-        self.decoder.build()
-        self.output_projection.build()
-
-    def _logits(self, features: tf.Tensor) -> tf.Tensor:
-        tied = self.target_embedding.embeddings if self.config.tie_embeddings else None
-        return self.output_projection(features, tied)
-
-    def _encode(self, source_ids: tf.Tensor, training: bool) -> State:
-        memory, source_mask, context_state = self.encoder(source_ids, training=training)
-        return {**context_state, "memory": memory,
-                "memory_keys": self.attention.project_memory(memory), "source_mask": source_mask}
+        units = config.hidden_units
+        super().__init__(config, decoder_input_dim=config.embedding_dim + units, features_dim=2 * units,
+                         make_attention=lambda: BahdanauAttention(units, units, units, name="attention"),
+                         attention_before_decoder=True, **kwargs)
 
     def _step(self, embedded: tf.Tensor, state: State,
               training: bool = False) -> tuple[tf.Tensor, State, tf.Tensor]:
@@ -104,7 +78,7 @@ class BahdanauSeq2Seq(Seq2SeqModel):
         return features, {**state, **new_recurrent}, attention_weights
 
     def call_with_attention(self, inputs, training=False):
-        state = self._encode(inputs["source_ids"], training)
+        state = self._encode_with_memory(inputs["source_ids"], training)
         embedded = self.dropout(self.target_embedding(inputs["target_input_ids"]), training=training)
         batch_size = tf.shape(embedded)[0]
         source_len = tf.shape(state["source_mask"])[1]
@@ -129,7 +103,7 @@ class BahdanauSeq2Seq(Seq2SeqModel):
         return logits, {"cross_attention": attention_weights}
 
     def encode(self, source_ids: tf.Tensor, max_decode_length=None) -> State:
-        return self._encode(source_ids, training=False)
+        return self._encode_with_memory(source_ids, training=False)
 
     def decode_step(self, token_ids: tf.Tensor, state: State) -> tuple[tf.Tensor, State, Attention]:
         features, new_state, attention_weights = self._step(self.target_embedding(token_ids), state)

@@ -20,10 +20,10 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from textgen.models.base import Attention, Seq2SeqModel, State
+from textgen.models.base import Attention, State
 from textgen.models.config import ModelConfig
-from textgen.models.layers import Dense, OutputProjection, masked_softmax
-from textgen.models.recurrent import RecurrentEncoder, RecurrentStack, recurrent_part
+from textgen.models.layers import Dense, masked_softmax
+from textgen.models.recurrent import RecurrentSeq2Seq, recurrent_part
 
 
 class LuongAttention(keras.layers.Layer):
@@ -58,43 +58,16 @@ class LuongAttention(keras.layers.Layer):
         return attentional, attention_weights
 
 
-class LuongSeq2Seq(Seq2SeqModel):
+class LuongSeq2Seq(RecurrentSeq2Seq):
     """Encoder-decoder with dot/general attention. Attention: "cross_attention"."""
 
     def __init__(self, config: ModelConfig, **kwargs) -> None:
-        super().__init__(config, **kwargs)
-        c = config
-        self.encoder = RecurrentEncoder(c.cell, c.source_vocab_size, c.embedding_dim,
-                                        c.hidden_units, c.num_layers, c.bidirectional, c.dropout,
-                                        name="encoder")
-        self.target_embedding = keras.layers.Embedding(c.target_vocab_size, c.embedding_dim,
-                                                       name="target_embedding")
-        self.decoder = RecurrentStack(c.cell, c.embedding_dim, c.hidden_units, c.num_layers,
-                                      c.dropout, name="decoder")
-        self.attention = LuongAttention(c.hidden_units, c.luong_score, name="attention")
-        self.dropout = keras.layers.Dropout(c.dropout)
-        self.output_projection = OutputProjection(
-            c.target_vocab_size, c.hidden_units, c.embedding_dim if c.tie_embeddings else None,
-            name="output_projection")
-
-    def build(self, input_shape=None) -> None:
-        self.encoder.build()
-        self.target_embedding.build((None, None))
-        self.decoder.build()
-        self.attention.build()
-        self.output_projection.build()
-
-    def _logits(self, features: tf.Tensor) -> tf.Tensor:
-        tied = self.target_embedding.embeddings if self.config.tie_embeddings else None
-        return self.output_projection(features, tied)
-
-    def _encode(self, source_ids: tf.Tensor, training: bool) -> State:
-        memory, source_mask, context_state = self.encoder(source_ids, training=training)
-        return {**context_state, "memory": memory,
-                "memory_keys": self.attention.project_memory(memory), "source_mask": source_mask}
+        super().__init__(config, decoder_input_dim=config.embedding_dim, features_dim=config.hidden_units,
+                         make_attention=lambda: LuongAttention(config.hidden_units, config.luong_score,
+                                                               name="attention"), **kwargs)
 
     def call_with_attention(self, inputs, training=False):
-        state = self._encode(inputs["source_ids"], training)
+        state = self._encode_with_memory(inputs["source_ids"], training)
         embedded = self.dropout(self.target_embedding(inputs["target_input_ids"]), training=training)
         outputs, _ = self.decoder(embedded, recurrent_part(state), training=training)  # (batch, target_len, units)
         attentional, attention_weights = self.attention(
@@ -103,7 +76,7 @@ class LuongSeq2Seq(Seq2SeqModel):
         return logits, {"cross_attention": attention_weights}
 
     def encode(self, source_ids: tf.Tensor, max_decode_length=None) -> State:
-        return self._encode(source_ids, training=False)
+        return self._encode_with_memory(source_ids, training=False)
 
     def decode_step(self, token_ids: tf.Tensor, state: State) -> tuple[tf.Tensor, State, Attention]:
         output, new_recurrent = self.decoder.step(self.target_embedding(token_ids),

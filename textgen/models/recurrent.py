@@ -1,4 +1,5 @@
-"""Recurrent building blocks: a stack of GRU/LSTM layers and the source encoder built on it.
+"""Recurrent building blocks: a stack of GRU/LSTM layers, the source encoder built on it, and the
+base every recurrent encoder-decoder (`gru`, `lstm`, `bahdanau`, `luong`) is built on.
 
 Whole sequences go through `keras.layers.GRU` / `LSTM` (cuDNN kernels on a GPU; the cells are
 cuDNN-compatible: GRU with reset_after, no recurrent dropout). One step goes through the same
@@ -12,7 +13,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from textgen.models.base import State, padding_mask
+from textgen.models.base import Seq2SeqModel, State, padding_mask
+from textgen.models.config import ModelConfig
+from textgen.models.layers import OutputProjection
 
 _RNN_LAYERS = {"gru": keras.layers.GRU, "lstm": keras.layers.LSTM}
 
@@ -135,3 +138,57 @@ class RecurrentEncoder(keras.layers.Layer):
                 states = [f + b for f, b in zip(states[:half], states[half:])]
             final_states.append(states)
         return x, source_mask, _stack_states(self.cell_kind, final_states)
+
+
+class RecurrentSeq2Seq(Seq2SeqModel):
+    """What the recurrent encoder-decoders share: the source encoder, the target embedding, the
+    decoder stack, dropout and the output projection, under the same attribute names in every
+    family (a checkpoint's weights are stored by these names), and the logits.
+
+    decoder_input_dim: what the decoder reads each step (the embedding, plus the attention context
+    with input feeding); features_dim: what the output projection reads. make_attention: the
+    family's attention layer, made before the decoder when the attention reads the previous
+    decoder state (Bahdanau), after it otherwise (Luong): layers are made and built in this order,
+    so a seed gives the same initial weights as before the families shared this base."""
+
+    def __init__(self, config: ModelConfig, *, decoder_input_dim: int, features_dim: int,
+                 make_attention=None, attention_before_decoder: bool = False, **kwargs) -> None:
+        super().__init__(config, **kwargs)
+        c = config
+        self.encoder = RecurrentEncoder(c.cell, c.source_vocab_size, c.embedding_dim, c.hidden_units,
+                                        c.num_layers, c.bidirectional, c.dropout, name="encoder")
+        self.target_embedding = keras.layers.Embedding(c.target_vocab_size, c.embedding_dim,
+                                                       name="target_embedding")
+        self._attention_first = attention_before_decoder
+        if make_attention is not None and attention_before_decoder:
+            self.attention = make_attention()
+        self.decoder = RecurrentStack(c.cell, decoder_input_dim, c.hidden_units, c.num_layers, c.dropout,
+                                      name="decoder")
+        if make_attention is not None and not attention_before_decoder:
+            self.attention = make_attention()
+        self.dropout = keras.layers.Dropout(c.dropout)
+        self.output_projection = OutputProjection(
+            c.target_vocab_size, features_dim, c.embedding_dim if c.tie_embeddings else None,
+            name="output_projection")
+
+    def build(self, input_shape=None) -> None:
+        attention = getattr(self, "attention", None)
+        self.encoder.build()
+        self.target_embedding.build((None, None))
+        if attention is not None and self._attention_first:
+            attention.build()
+        self.decoder.build()
+        if attention is not None and not self._attention_first:
+            attention.build()
+        self.output_projection.build()
+
+    def _logits(self, features: tf.Tensor) -> tf.Tensor:
+        tied = self.target_embedding.embeddings if self.config.tie_embeddings else None
+        return self.output_projection(features, tied)
+
+    def _encode_with_memory(self, source_ids: tf.Tensor, training: bool) -> State:
+        """The encoder's final states, plus what attention reads: the encoder outputs (memory),
+        their projection by the attention (memory_keys) and the source padding mask."""
+        memory, source_mask, context_state = self.encoder(source_ids, training=training)
+        return {**context_state, "memory": memory,
+                "memory_keys": self.attention.project_memory(memory), "source_mask": source_mask}

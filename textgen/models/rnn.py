@@ -8,42 +8,19 @@ starts from. The decoder is a language model over the target conditioned only th
 
 from __future__ import annotations
 
-import keras
 import tensorflow as tf
 
-from textgen.models.base import Attention, Seq2SeqModel, State
+from textgen.models.base import Attention, State
 from textgen.models.config import ModelConfig
-from textgen.models.layers import OutputProjection
-from textgen.models.recurrent import RecurrentEncoder, RecurrentStack
+from textgen.models.recurrent import RecurrentSeq2Seq
 
 
-class RNNSeq2Seq(Seq2SeqModel):
+class RNNSeq2Seq(RecurrentSeq2Seq):
     """Plain encoder-decoder; the cell is the config's kind ("gru" or "lstm"). Attention: {}."""
 
     def __init__(self, config: ModelConfig, **kwargs) -> None:
-        super().__init__(config, **kwargs)
-        c = config
-        self.encoder = RecurrentEncoder(c.cell, c.source_vocab_size, c.embedding_dim,
-                                        c.hidden_units, c.num_layers, c.bidirectional, c.dropout,
-                                        name="encoder")
-        self.target_embedding = keras.layers.Embedding(c.target_vocab_size, c.embedding_dim,
-                                                       name="target_embedding")
-        self.decoder = RecurrentStack(c.cell, c.embedding_dim, c.hidden_units, c.num_layers,
-                                      c.dropout, name="decoder")
-        self.dropout = keras.layers.Dropout(c.dropout)
-        self.output_projection = OutputProjection(
-            c.target_vocab_size, c.hidden_units,
-            c.embedding_dim if c.tie_embeddings else None, name="output_projection")
-
-    def build(self, input_shape=None) -> None:
-        self.encoder.build()
-        self.target_embedding.build((None, None))
-        self.decoder.build()
-        self.output_projection.build()
-
-    def _logits(self, features: tf.Tensor) -> tf.Tensor:
-        tied = self.target_embedding.embeddings if self.config.tie_embeddings else None
-        return self.output_projection(features, tied)
+        super().__init__(config, decoder_input_dim=config.embedding_dim, features_dim=config.hidden_units,
+                         **kwargs)
 
     def call_with_attention(self, inputs, training=False):
         _, _, context_state = self.encoder(inputs["source_ids"], training=training)
