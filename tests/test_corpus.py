@@ -9,7 +9,6 @@ import ast
 import gzip
 import io
 import json
-import os
 import tarfile
 import unicodedata
 import zipfile
@@ -17,22 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from helpers import ROOT
 from textgen.core.errors import CorpusError
-from textgen.data import corpus as corpus_module
 from textgen.data.config import CorpusConfig
-from textgen.data.corpus import (
-    MAX_REPORTED_REJECTIONS,
-    MIN_EXAMPLES,
-    Corpus,
-    Example,
-    Split,
-    build_report,
-    deduplicate,
-    read_corpus,
-    read_corpus_file,
-    split_corpus,
-    texts_for_split,
-)
+from textgen.data.corpus import reading
+from textgen.data.corpus.reading import read_corpus, read_corpus_file
+from textgen.data.corpus.records import MAX_REPORTED_REJECTIONS, MIN_EXAMPLES, Corpus, Example, Split
+from textgen.data.corpus.report import build_report
+from textgen.data.corpus.split import deduplicate, split_corpus, texts_for_split
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -274,7 +265,7 @@ def test_read_corpus_file_checks_the_size_before_reading(tmp_path: Path, monkeyp
     with open(path, "wb") as handle:
         handle.truncate(2 * 4096)  # sparse: no data written
     opened: list[object] = []
-    monkeypatch.setattr(corpus_module, "open", lambda *a, **k: opened.append(a) or 1 / 0, raising=False)
+    monkeypatch.setattr(reading, "open", lambda *a, **k: opened.append(a) or 1 / 0, raising=False)
     with pytest.raises(CorpusError, match="max_bytes=4,096"):
         read_corpus_file(path, CorpusConfig(max_bytes=4096))
     assert opened == []
@@ -565,14 +556,15 @@ def test_bad_stored_splits_are_refused() -> None:
                      CorpusConfig())
 
 
-def test_corpus_module_does_not_import_tensorflow_or_streamlit() -> None:
-    tree = ast.parse(Path(corpus_module.__file__).read_text(encoding="utf-8"))
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
-                 if isinstance(node, ast.ImportFrom) and node.module}
-    assert not imported & {"tensorflow", "keras", "streamlit", "pandas"}
-    assert os.path.basename(corpus_module.__file__) == "corpus.py"
+def test_the_corpus_package_does_not_import_tensorflow_or_streamlit() -> None:
+    package = ROOT / "textgen" / "data" / "corpus"
+    for path in sorted(package.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                    for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and node.module}
+        assert not imported & {"tensorflow", "keras", "streamlit", "pandas"}, path.name
 
 
 def test_split_falls_back_to_single_examples_when_one_source_dominates() -> None:

@@ -23,13 +23,14 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from helpers import ROOT, copy_home, plain, run_cli
-
-
 from textgen.core.errors import ConfigError, CorpusError
 from textgen.data import registry, samples
 from textgen.data.config import CorpusConfig
-from textgen.data.corpus import MIN_EXAMPLES, build_report, read_corpus
+from textgen.data.corpus.reading import read_corpus
+from textgen.data.corpus.records import MIN_EXAMPLES
+from textgen.data.corpus.report import build_report
 
 CORPUS_PAGE = str(ROOT / "pages" / "1_Corpus.py")
 TRAIN_PAGE = str(ROOT / "pages" / "2_Train.py")

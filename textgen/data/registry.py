@@ -19,7 +19,10 @@ from textgen.core.errors import CorpusError
 from textgen.core.fsutil import atomic_write_bytes, atomic_write_text
 from textgen.data import samples
 from textgen.data.config import CorpusConfig, TokenizerConfig
-from textgen.data.corpus import Corpus, CorpusReport, Split, build_report, deduplicate, read_corpus, split_corpus
+from textgen.data.corpus.reading import read_corpus
+from textgen.data.corpus.records import Corpus, CorpusReport, Split
+from textgen.data.corpus.report import build_report
+from textgen.data.corpus.split import deduplicate, split_corpus
 from textgen.store.database import CorpusRecord, RunStore
 
 ORIGINAL_NAME = "original.bin"

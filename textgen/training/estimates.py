@@ -299,7 +299,7 @@ def tokens_per_epoch(store: RunStore, plan: Any, *, sample: int = TOKEN_SAMPLE_E
     model: ModelConfig = config.model
     tokenizer = plan.target_tokenizer
     if model.is_decoder_only:
-        from textgen.data.corpus import texts_for_split
+        from textgen.data.corpus.split import texts_for_split
 
         loaded = registry.load_registered(store, config.corpus_id)
         return len(tokenizer.encode(texts_for_split(loaded.corpus, loaded.split)["train"]))

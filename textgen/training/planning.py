@@ -197,7 +197,7 @@ def steps_per_epoch(num_pairs: int | None, loaded: Any, train: TrainConfig, mode
                     target_tokenizer: Any) -> int:
     if num_pairs is not None:
         return max(1, math.ceil(num_pairs / train.batch_size))
-    from textgen.data.corpus import texts_for_split
+    from textgen.data.corpus.split import texts_for_split
 
     text = texts_for_split(loaded.corpus, loaded.split)["train"]
     num_tokens = len(target_tokenizer.encode(text))

@@ -109,7 +109,7 @@ def _language_model_data(store: RunStore, config: artifacts.RunConfig, tokenizer
     import numpy as np
 
     from textgen.data import pipeline
-    from textgen.data.corpus import texts_for_split
+    from textgen.data.corpus.split import texts_for_split
 
     model, train = config.model, config.train
     loaded = registry.load_registered(store, config.corpus_id)
