@@ -9,7 +9,7 @@ import streamlit as st
 
 from pages import ui
 from textgen.core.text import visible
-from textgen.data import samples
+from textgen.data.samples import catalog
 from textgen.training import demo
 
 st.set_page_config(page_title="TextGen Lab", page_icon="🧪", layout="wide")
@@ -32,7 +32,7 @@ def _show_samples() -> None:
                     "example target": visible(spec.example_target, 80),
                     "what it is": spec.description,
                 }
-                for spec in samples.SAMPLES.values()
+                for spec in catalog.SAMPLES.values()
             ]
         ),
         hide_index=True,
@@ -51,8 +51,8 @@ def _show_demo() -> list:
     st.write(
         "First time here? Train three small demo models on the dates corpus: a GRU "
         "encoder-decoder without attention, one with Bahdanau attention, and a Transformer. "
-        "They train one after the other in the background and finish in about 3 minutes on "
-        "two cores; then every page has something to show."
+        f"They train one after the other in the background and finish in about {demo.demo_minutes():.0f} "
+        "minutes on two cores; then every page has something to show."
     )
     if not st.button("Train three demo models", type="primary", icon=":material/rocket_launch:", key="home-demo"):
         return []

@@ -52,10 +52,10 @@ def scratch_files(home: Path) -> Path:
 
 def corpus_file(home: Path, size: int = 300, seed: int = 11) -> Path:
     """The dates sample as a TSV next to the store (like conftest's trained_home)."""
-    from textgen.data import samples
+    from textgen.data.samples import catalog
 
     path = scratch_files(home) / f"dates-{size}.tsv"
-    path.write_bytes(samples.sample_bytes("dates", size=size, seed=seed))
+    path.write_bytes(catalog.sample_bytes("dates", size=size, seed=seed))
     return path
 
 

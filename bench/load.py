@@ -105,9 +105,9 @@ def job_state(home: Path, run_id: str) -> tuple[str, int]:
 
 def inputs_for(session: int, round_: int, count: int = 3) -> tuple[list[str], list[str]]:
     """Typed inputs (with references) unique to a session and round: dates the runs learned."""
-    from textgen.data import samples
+    from textgen.data.samples import catalog
 
-    pairs = samples.generate_pairs("dates", size=count, seed=1000 + 100 * round_ + session)
+    pairs = catalog.generate_pairs("dates", size=count, seed=1000 + 100 * round_ + session)
     return [source for source, _ in pairs], [target for _, target in pairs]
 
 

@@ -20,9 +20,9 @@ import streamlit as st
 from pages import ui
 from pages.ui import forms
 from textgen.core.errors import TextgenError
-from textgen.data import registry, samples
+from textgen.data import corpus_check, registry
 from textgen.data.config import CorpusConfig, TokenizerConfig
-from textgen.training import estimates
+from textgen.data.samples import catalog
 
 st.set_page_config(page_title="Corpus · TextGen Lab", page_icon="📄", layout="wide")
 ui.require_password()
@@ -32,18 +32,18 @@ FIELD_FORMATS = ("csv", "jsonl")
 
 
 @st.cache_data(max_entries=8, show_spinner="Checking the corpus…")
-def check_corpus(digest: str, config_json: str, tokenizer_json: str, _data: bytes) -> estimates.CorpusCheck:
+def check_corpus(digest: str, config_json: str, tokenizer_json: str, _data: bytes) -> corpus_check.CorpusCheck:
     """The report of some bytes under a config, cached by the bytes' sha256 and the configs (the
     bytes themselves are not hashed again nor kept in session state)."""
-    return estimates.check_corpus(_data, CorpusConfig.from_json(config_json), TokenizerConfig.from_json(tokenizer_json))
+    return corpus_check.check_corpus(_data, CorpusConfig.from_json(config_json), TokenizerConfig.from_json(tokenizer_json))
 
 
 @st.cache_data(max_entries=2, show_spinner="Generating the sample…")
 def sample_bytes(name: str, size: int, seed: int) -> bytes:
-    return samples.sample_bytes(name, size=size, seed=seed)
+    return catalog.sample_bytes(name, size=size, seed=seed)
 
 
-def show_report(check: estimates.CorpusCheck) -> None:
+def show_report(check: corpus_check.CorpusCheck) -> None:
     st.subheader("Report")
     _show_counts(check.report, check.is_pairs)
     _show_rejected(check.report)
@@ -93,7 +93,7 @@ def _show_lengths(report: dict, pairs: bool) -> None:
         ("Line", report["target_length"])]
     for column, (side, lengths) in zip(st.columns(len(sides)), sides):
         summary = lengths[unit]
-        bins = estimates.histogram_bins(summary)
+        bins = corpus_check.histogram_bins(summary)
         figure = go.Figure(go.Bar(x=[b["bin"] for b in bins], y=[b["count"] for b in bins],
                                   hovertemplate=f"%{{x}} {unit}: %{{y}}<extra></extra>"))
         figure.update_layout(title=f"{side} length ({unit})", xaxis_title=unit, yaxis_title="examples",
@@ -104,7 +104,7 @@ def _show_lengths(report: dict, pairs: bool) -> None:
                        f"95th percentile {summary['p95']:g} · max {summary['max']}")
 
 
-def _show_vocabulary(check: estimates.CorpusCheck, pairs: bool) -> None:
+def _show_vocabulary(check: corpus_check.CorpusCheck, pairs: bool) -> None:
     """Vocabulary sizes and the tokenizer's out-of-vocabulary rates."""
     report = check.report
     st.markdown("**Vocabulary**")
@@ -132,7 +132,7 @@ def _show_vocabulary(check: estimates.CorpusCheck, pairs: bool) -> None:
                "the training split; OOV is the share of validation/test tokens it maps to <unk>.")
 
 
-def _show_preview(check: estimates.CorpusCheck, pairs: bool) -> None:
+def _show_preview(check: corpus_check.CorpusCheck, pairs: bool) -> None:
     st.markdown(f"**Preview** (first {len(check.preview)} examples, invisible characters marked)")
     st.dataframe(
         pd.DataFrame([
@@ -216,9 +216,9 @@ def _choose_upload(max_bytes: int) -> Picked:
 
 def _choose_sample() -> Picked:
     columns = st.columns(3)
-    name = columns[0].selectbox("Sample", samples.sample_names(), key="corpus-sample")
-    spec = samples.SAMPLES[name]
-    low, high = samples.PAIRS_SIZE_RANGE if spec.kind == "pairs" else samples.TEXT_SIZE_RANGE
+    name = columns[0].selectbox("Sample", catalog.sample_names(), key="corpus-sample")
+    spec = catalog.SAMPLES[name]
+    low, high = catalog.PAIRS_SIZE_RANGE if spec.kind == "pairs" else catalog.TEXT_SIZE_RANGE
     size = int(columns[1].number_input(
         "Examples" if spec.kind == "pairs" else "Stories", min_value=low, max_value=high,
         value=spec.default_size, step=100 if spec.kind == "pairs" else 10, key=f"corpus-sample-size-{name}"))

@@ -21,6 +21,7 @@ from pages import ui
 from pages.ui import forms
 from textgen.core import hardware
 from textgen.core.errors import ConfigError, StoreError, TextgenError
+from textgen.core.formatting import format_count, format_duration
 from textgen.data import registry
 from textgen.data.config import TokenizerConfig
 from textgen.models.config import (
@@ -33,6 +34,7 @@ from textgen.models.config import (
 from textgen.store.database import ACTIVE_STATUSES, RunStore
 from textgen.training import estimates, jobs, planning
 from textgen.training.config import TrainConfig
+from textgen.training.progress import RunProgress, run_progress
 
 st.set_page_config(page_title="Train · TextGen Lab", page_icon="🏋️", layout="wide")
 ui.require_password()
@@ -64,10 +66,10 @@ def cached_plan(home: str, corpus_id: str, kind: str, preset: str, settings_json
 
 
 @st.cache_data(max_entries=256)
-def settled_progress(home: str, run_id: str, updated_at: float) -> estimates.RunProgress:
+def settled_progress(home: str, run_id: str, updated_at: float) -> RunProgress:
     """Progress of a run that is not active: it changes only with `updated_at`."""
     with RunStore(home) as store:
-        return estimates.run_progress(store, store.get_run(run_id))
+        return run_progress(store, store.get_run(run_id))
 
 
 def query_settings(model_fields: tuple[str, ...], model_defaults: Any) -> tuple[dict[str, Any], list[str]]:
@@ -101,14 +103,15 @@ def setting(name: str, default: Any, prefill: dict[str, Any], *, key: str) -> An
 
 def show_plan(plan: Any, estimate: estimates.TimeEstimate) -> None:
     columns = st.columns(5)
-    columns[0].metric("Parameters", estimates.format_count(plan.parameter_count),
+    columns[0].metric("Parameters", format_count(plan.parameter_count),
                       help=f"{plan.parameter_count:,} weights")
-    columns[1].metric("FLOPs per token", estimates.format_count(plan.flops_per_token),
+    columns[1].metric("FLOPs per token", format_count(plan.flops_per_token),
                       help="Forward pass, per target token; training costs about 3 times this.")
     columns[2].metric("Steps per epoch", f"{plan.steps_per_epoch:,}")
-    columns[3].metric("Tokens per epoch", estimates.format_count(estimate.tokens_per_epoch))
-    columns[4].metric("Estimated time", estimates.format_duration(estimate.seconds),
-                      help="Training plus about 15 s of start-up; a queued run waits for the run before it.")
+    columns[3].metric("Tokens per epoch", format_count(estimate.tokens_per_epoch))
+    columns[4].metric("Estimated time", format_duration(estimate.seconds),
+                      help=f"Training plus about {estimates.START_UP_SECONDS:.0f} s of start-up; a queued run waits for "
+                           "the run before it.")
     budget = " The time budget ends training before the last epoch." if estimate.limited_by_budget else ""
     st.caption(f"{estimate.basis} About {estimate.tokens_per_second:,.0f} tokens/s; "
                f"{plan.num_train_examples:,} training examples.{budget}")
@@ -154,7 +157,7 @@ def cancel_delete() -> None:
 def show_job(store: RunStore, run: Any) -> None:
     active = run.status in ACTIVE_STATUSES
     if active:
-        progress = estimates.run_progress(store, run)
+        progress = run_progress(store, run)
     else:
         progress = settled_progress(str(store.home), run.id, run.updated_at)
     columns = st.columns([6, 1, 1])

@@ -51,7 +51,7 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     transformer; 2 epochs, an evaluation each). Built once per test session: treat it as read-only,
     or copy it with `copy_home` before changing anything."""
     from textgen.analysis import evaluation
-    from textgen.data import samples
+    from textgen.data.samples import catalog
     from textgen.decoding import DecodingConfig
     from textgen.store.database import RunStore
     from textgen.training import jobs, planning
@@ -59,7 +59,7 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("trained")
     home = base / "home"
     corpus = base / "dates.tsv"
-    corpus.write_bytes(samples.sample_bytes("dates", size=300, seed=11))
+    corpus.write_bytes(catalog.sample_bytes("dates", size=300, seed=11))
     with RunStore(home) as store:
         for kind in DEMO_KINDS:
             plan = planning.plan_run(
@@ -91,11 +91,11 @@ def demo_runs(demo_home: Path) -> dict[str, str]:
 @pytest.fixture(autouse=True, scope="module")
 def settled_heap():
     """Streamlit runs a full garbage collection after every script run (`runner.postScriptGC`).
-    In one pytest process the heap grows to about 1.8 million objects (TensorFlow, Keras, earlier
-    modules' models), so each AppTest run paid up to 1.5 s for it (test_password.py: 17 s alone,
-    83 s inside the suite). What is alive when a module starts is set aside from the collector
-    for that module (`gc.freeze`, as the app does once TensorFlow is imported) and handed back at
-    its end; the next module's collection frees what became garbage. Suite: 17:46 -> 15:05."""
+    In one pytest process the heap grows to millions of objects (TensorFlow, Keras, earlier
+    modules' models), so each AppTest run would pay for collecting all of them (figures in
+    bench/RESULTS.md). What is alive when a module starts is set aside from the collector for that
+    module (`gc.freeze`, as the app does once TensorFlow is imported) and handed back at its end;
+    the next module's collection frees what became garbage."""
     import gc
 
     gc.collect()

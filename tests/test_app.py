@@ -12,14 +12,14 @@ from helpers import ROOT
 
 
 def test_home_page_registers_the_default_sample_and_lists_samples(home: Path) -> None:
-    from textgen.data import samples
+    from textgen.data.samples import catalog
     from textgen.store.database import RunStore
 
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
     assert not app.exception, app.exception
     assert app.title[0].value == "TextGen Lab"
     sample_table = app.dataframe[0].value
-    assert list(sample_table["name"]) == samples.sample_names()
+    assert list(sample_table["name"]) == catalog.sample_names()
     assert any("No runs yet" in info.value for info in app.info)
     with RunStore(home) as store:
         corpora = store.list_corpora()

@@ -12,7 +12,7 @@ from browser import chromium_page, streamlit_server
 from helpers import wait_for
 
 
-from textgen.data import samples
+from textgen.data.samples import catalog
 from textgen.store.database import RunStore
 
 
@@ -34,7 +34,7 @@ def test_upload_train_watch_compare_attention_and_share(tmp_path: Path) -> None:
     print(f"screenshots: {shots}")
     home = tmp_path / "home"
     corpus_file = tmp_path / "my dates.tsv"
-    corpus_file.write_bytes(samples.sample_bytes("dates", size=300, seed=3))
+    corpus_file.write_bytes(catalog.sample_bytes("dates", size=300, seed=3))
     console_errors: list[str] = []
 
     with streamlit_server(home) as url, chromium_page() as page:

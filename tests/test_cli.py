@@ -9,7 +9,7 @@ import pytest
 from helpers import run_cli
 
 
-from textgen.data import samples
+from textgen.data.samples import catalog
 
 
 def test_help_lists_the_commands() -> None:
@@ -24,17 +24,17 @@ def test_sample_without_name_lists_every_builtin_corpus() -> None:
     result = run_cli("corpus", "sample", "--json")
     assert result.returncode == 0
     listed = json.loads(result.stdout)
-    assert [entry["name"] for entry in listed] == samples.sample_names()
+    assert [entry["name"] for entry in listed] == catalog.sample_names()
 
 
 def test_sample_writes_tsv_for_pairs_and_txt_for_text(tmp_path: Path) -> None:
     pairs = tmp_path / "dates.tsv"
     assert run_cli("corpus", "sample", "dates", "--out", str(pairs), "--size", "40", "--seed", "3").returncode == 0
-    assert pairs.read_bytes() == samples.sample_bytes("dates", size=40, seed=3)
+    assert pairs.read_bytes() == catalog.sample_bytes("dates", size=40, seed=3)
     assert len(pairs.read_text().splitlines()) == 40
     text = tmp_path / "tales.txt"
     assert run_cli("corpus", "sample", "tales", "--out", str(text), "--size", "3").returncode == 0
-    assert text.read_bytes() == samples.sample_bytes("tales", size=3)
+    assert text.read_bytes() == catalog.sample_bytes("tales", size=3)
 
 
 def test_sample_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
@@ -115,7 +115,7 @@ def test_add_registers_once_and_lists(home: Path) -> None:
     assert json.loads(first.stdout)["corpus_id"] == json.loads(again.stdout)["corpus_id"]
     listed = json.loads(run_cli("corpus", "list", "--json", home=home).stdout)
     assert [c["origin"] for c in listed] == ["sample:reverse"]
-    assert (home / "corpora" / listed[0]["id"] / "original.bin").read_bytes() == samples.sample_bytes("reverse")
+    assert (home / "corpora" / listed[0]["id"] / "original.bin").read_bytes() == catalog.sample_bytes("reverse")
 
 
 def test_runs_on_an_empty_store(home: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 from helpers import run_cli
 
 
-from textgen.data import samples
+from textgen.data.samples import catalog
 from textgen.store.database import RunStore
 from textgen.training import jobs, planning
 
@@ -21,7 +21,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], 
     base = tmp_path_factory.mktemp("cli-models")
     home = base / "home"
     corpus = base / "reverse.tsv"
-    corpus.write_bytes(samples.sample_bytes("reverse", size=300, seed=5))
+    corpus.write_bytes(catalog.sample_bytes("reverse", size=300, seed=5))
     run_ids = []
     with RunStore(home) as store:
         for kind in ("bahdanau", "gru"):
@@ -79,7 +79,7 @@ def test_evaluate_json_has_every_metric_with_an_interval_and_the_signature(train
 
     external = tmp_path / "external.jsonl"
     external.write_text("".join(json.dumps({"source": s, "target": t}) + "\n"
-                                for s, t in samples.generate_pairs("reverse", size=20, seed=99)))
+                                for s, t in catalog.generate_pairs("reverse", size=20, seed=99)))
     result = run_cli("evaluate", attention_run, "--corpus", str(external), "--json", home=home)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.decode().strip().splitlines()[-1])["num_examples"] == 20

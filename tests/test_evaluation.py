@@ -191,12 +191,12 @@ def test_save_evaluation_records_config_metrics_and_signature(store):
 
 def test_evaluate_run_scores_its_test_split_and_stores_the_result(store, tmp_path):
     from textgen.analysis.evaluation import evaluate_run
-    from textgen.data import samples
+    from textgen.data.samples import catalog
     from textgen.decoding import DecodingConfig
     from textgen.training import jobs, planning
 
     corpus = tmp_path / "reverse.tsv"
-    corpus.write_bytes(samples.sample_bytes("reverse", size=200, seed=1))
+    corpus.write_bytes(catalog.sample_bytes("reverse", size=200, seed=1))
     plan = planning.plan_run(store, str(corpus), "gru", preset="tiny", settings={
         "batch_size": "32", "epochs": "1", "eval_bleu_examples": "0", "num_probe_samples": "0"})
     run = jobs.run_job(store, jobs.submit(store, plan, background=False).id)

@@ -27,7 +27,7 @@ from helpers import ROOT, copy_home, open_app, plain, run_cli, wait_for
 
 
 from textgen.core.errors import ConfigError, StoreError
-from textgen.data import samples
+from textgen.data.samples import catalog
 from textgen.runs import bundle
 from textgen.store.database import ACTIVE_STATUSES, RunStore
 from textgen.training import artifacts, jobs, planning
@@ -39,7 +39,7 @@ TINY = {"tokenizer": "char", "epochs": "1", "batch_size": "32", "eval_bleu_examp
 @pytest.fixture
 def dates(tmp_path: Path) -> str:
     path = tmp_path / "dates.tsv"
-    path.write_bytes(samples.sample_bytes("dates", size=300, seed=22))
+    path.write_bytes(catalog.sample_bytes("dates", size=300, seed=22))
     return str(path)
 
 

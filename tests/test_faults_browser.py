@@ -13,7 +13,7 @@ from browser import chromium_page, streamlit_server
 from helpers import wait_for
 
 
-from textgen.data import samples
+from textgen.data.samples import catalog
 from textgen.store.database import RunStore
 from textgen.training import jobs, planning
 
@@ -45,7 +45,7 @@ def job(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     base = tmp_path_factory.mktemp("faults-browser")
     home = base / "home"
     corpus = base / "dates.tsv"
-    corpus.write_bytes(samples.sample_bytes("dates", size=300, seed=28))
+    corpus.write_bytes(catalog.sample_bytes("dates", size=300, seed=28))
     with RunStore(home) as store:
         plan = planning.plan_run(store, str(corpus), "gru", preset="tiny", label="long job",
                                  settings={"tokenizer": "char", "epochs": "400", "batch_size": "16",

@@ -26,11 +26,12 @@ import pytest
 
 from helpers import ROOT, copy_home, plain, run_cli
 from textgen.core.errors import ConfigError, CorpusError
-from textgen.data import registry, samples
+from textgen.data import registry
 from textgen.data.config import CorpusConfig
 from textgen.data.corpus.reading import read_corpus
 from textgen.data.corpus.records import MIN_EXAMPLES
 from textgen.data.corpus.report import build_report
+from textgen.data.samples import catalog
 
 CORPUS_PAGE = str(ROOT / "pages" / "1_Corpus.py")
 TRAIN_PAGE = str(ROOT / "pages" / "2_Train.py")
@@ -338,7 +339,7 @@ def test_case_12_hostile_upload_names_are_escaped_labels_never_paths(home: Path,
     outside_before = sorted(p for p in tmp_path.rglob("*") if home not in p.parents and p != home)
     app = open_corpus_page()
     for seed, name in enumerate(HOSTILE_NAMES):
-        app = upload(app, name, samples.sample_bytes("reverse", size=20, seed=seed))
+        app = upload(app, name, catalog.sample_bytes("reverse", size=20, seed=seed))
         shown = [t.value for t in app.text if t.value.startswith("File: ")]
         assert len(shown) == 1 and shown[0].startswith(f"File: {label(name)} (")
         assert "\n" not in shown[0] and "\u202e" not in shown[0]
@@ -359,7 +360,7 @@ def test_case_12_hostile_upload_names_are_escaped_labels_never_paths(home: Path,
     assert outside_after == outside_before
 
     corpus = tmp_path / "ok.tsv"
-    corpus.write_bytes(samples.sample_bytes("reverse", size=20, seed=99))
+    corpus.write_bytes(catalog.sample_bytes("reverse", size=20, seed=99))
     result = run_cli("corpus", "add", str(corpus), "--label", "../../etc/x\u202e\x1b[31m", "--json", home=home)
     assert result.returncode == 0, result.stderr
     listed = run_cli("corpus", "list", home=home).stdout.decode()

@@ -16,7 +16,7 @@ from helpers import ROOT, run_cli, wait_for
 
 
 from textgen.core.errors import TextgenError
-from textgen.data import samples
+from textgen.data.samples import catalog
 from textgen.store.database import RunStore
 from textgen.training import artifacts, jobs, planning
 
@@ -24,7 +24,7 @@ from textgen.training import artifacts, jobs, planning
 @pytest.fixture
 def corpus(tmp_path: Path) -> str:
     path = tmp_path / "reverse.tsv"
-    path.write_bytes(samples.sample_bytes("reverse", size=400, seed=2))
+    path.write_bytes(catalog.sample_bytes("reverse", size=400, seed=2))
     return str(path)
 
 

@@ -33,9 +33,9 @@ def upload(app: AppTest, name: str, data: bytes, mime: str = "text/tab-separated
 
 
 def dates_tsv(size: int = 200) -> bytes:
-    from textgen.data import samples
+    from textgen.data.samples import catalog
 
-    return samples.sample_bytes("dates", size=size, seed=3)
+    return catalog.sample_bytes("dates", size=size, seed=3)
 
 
 def test_check_shows_the_report_and_save_registers_exactly_one_corpus(home: Path) -> None:

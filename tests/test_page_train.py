@@ -237,16 +237,17 @@ def test_estimate_scales_with_flops_and_says_its_basis(store) -> None:
 
 
 def test_histogram_bins_and_durations() -> None:
-    from textgen.training import estimates
+    from textgen.core.formatting import format_duration
+    from textgen.data import corpus_check
 
-    bins = estimates.histogram_bins({"histogram": {"edges": [1, 2, 4, 6], "counts": [3, 0, 5]}})
+    bins = corpus_check.histogram_bins({"histogram": {"edges": [1, 2, 4, 6], "counts": [3, 0, 5]}})
     assert [(b["bin"], b["count"]) for b in bins] == [("1", 3), ("2-3", 0), ("4-5", 5)]
     with pytest.raises(ValueError, match="one more edge"):
-        estimates.histogram_bins({"histogram": {"edges": [1, 2], "counts": [3, 4]}})
-    assert estimates.format_duration(42) == "42 s"
-    assert estimates.format_duration(200) == "3 min 20 s"
-    assert estimates.format_duration(7500) == "2 h 05 min"
-    assert estimates.format_duration(float("nan")) == "unknown"
+        corpus_check.histogram_bins({"histogram": {"edges": [1, 2], "counts": [3, 4]}})
+    assert format_duration(42) == "42 s"
+    assert format_duration(200) == "3 min 20 s"
+    assert format_duration(7500) == "2 h 05 min"
+    assert format_duration(float("nan")) == "unknown"
 
 
 @pytest.mark.browser

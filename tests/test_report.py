@@ -187,11 +187,11 @@ def test_report_has_every_run_leaderboard_and_figures(built, report_runs) -> Non
 
 def test_report_of_a_run_without_checkpoint_or_evaluation(store) -> None:
     from textgen.analysis import report
-    from textgen.data import samples
+    from textgen.data.samples import catalog
     from textgen.training import planning
 
     corpus = store.home.parent / "dates.tsv"
-    corpus.write_bytes(samples.sample_bytes("dates", size=60, seed=3))
+    corpus.write_bytes(catalog.sample_bytes("dates", size=60, seed=3))
     plan = planning.plan_run(store, str(corpus), "transformer", preset="tiny", label="planned only",
                              settings={"tokenizer": "char"})
     run = planning.create_run(store, plan)

@@ -15,18 +15,18 @@ import unicodedata
 import pytest
 
 from textgen.core.errors import ConfigError, CorpusError, TextgenError
-from textgen.data import samples
-from textgen.data.samples import (
+from textgen.data.samples.catalog import (
     SAMPLES,
-    date_to_iso,
     generate_pairs,
     generate_text,
-    number_to_words,
     parse_sample_reference,
     sample_bytes,
     sample_file_suffix,
     sample_names,
 )
+from textgen.data.samples.dates import date_to_iso
+from textgen.data.samples.numbers import number_to_words
+from textgen.data.samples.words import PRODUCTS, STORES, SUPPORT_INTENTS
 
 PAIR_NAMES = [n for n, s in SAMPLES.items() if s.kind == "pairs"]
 TEXT_NAMES = [n for n, s in SAMPLES.items() if s.kind == "text"]
@@ -86,7 +86,7 @@ def test_output_does_not_depend_on_the_process_hash_seed(name):
     from pathlib import Path
 
     size = 200 if SAMPLES[name].kind == "pairs" else 20
-    code = f"import sys; from textgen.data.samples import sample_bytes; sys.stdout.buffer.write(sample_bytes({name!r}, {size}, seed=7))"
+    code = f"import sys; from textgen.data.samples.catalog import sample_bytes; sys.stdout.buffer.write(sample_bytes({name!r}, {size}, seed=7))"
     outputs = {
         subprocess.run([sys.executable, "-c", code], capture_output=True, check=True,
                        cwd=Path(__file__).resolve().parent.parent,
@@ -369,8 +369,8 @@ def check_support_pair(question: str, answer: str) -> int:
     slots += ORDER.findall(question)
     emails = EMAIL.findall(question)
     slots += emails + AMOUNT.findall(question) + ADDRESS.findall(question) + DATE.findall(question)
-    slots += [p for p in samples.PRODUCTS if p in question]
-    slots += [s for s in samples.STORES if f"{s} st" in question or f"{s} sh" in question]
+    slots += [p for p in PRODUCTS if p in question]
+    slots += [s for s in STORES if f"{s} st" in question or f"{s} sh" in question]
     days = [d for d in HOURS if d in question]
     slots += days
     name = NAME.search(question)
@@ -385,7 +385,7 @@ def check_support_pair(question: str, answer: str) -> int:
         assert answer.index(emails[0]) < answer.index(emails[1]) and answer.count(emails[1]) == 2
     if days:
         assert f"from {HOURS[days[0]]} on {days[0]}" in answer
-    ordered = re.search(r"(?:ordered the|instead of the|not the) (%s)" % "|".join(samples.PRODUCTS),
+    ordered = re.search(r"(?:ordered the|instead of the|not the) (%s)" % "|".join(PRODUCTS),
                         question)
     if ordered:
         assert f"send the {ordered[1]} today" in answer
@@ -412,7 +412,7 @@ def test_support_answer_is_a_function_of_the_question(default_pairs):
                       "", text)
         for pattern in (ORDER, EMAIL, AMOUNT, ADDRESS, DATE):
             text = pattern.sub("<slot>", text)
-        for value in (*samples.PRODUCTS, *samples.STORES, *HOURS.values(), *HOURS):
+        for value in (*PRODUCTS, *STORES, *HOURS.values(), *HOURS):
             text = text.replace(value, "<slot>")
         return text[0].lower() + text[1:]
 
@@ -428,7 +428,7 @@ def test_support_has_all_intents_and_slot_kinds(default_pairs):
     assert re.search(r"#[A-Z]\d{4}-\d{2}", text) and re.search(r"\b\d{8}\b", text)
     assert EMAIL.search(text) and AMOUNT.search(text) and ADDRESS.search(text) and DATE.search(text)
     assert any(not n.isascii() for n in re.findall(r"this is ([^.]+)\.", text))
-    assert len(samples.SUPPORT_INTENTS) >= 9
+    assert len(SUPPORT_INTENTS) >= 9
 
 
 # ------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from textgen.core.errors import ConfigError, CorpusError
-from textgen.data import samples
+from textgen.data.samples import catalog
 from textgen.store.database import RunStore
 from textgen.training import artifacts, jobs, planning, threads, trainer
 
@@ -18,7 +18,7 @@ from textgen.training import artifacts, jobs, planning, threads, trainer
 @pytest.fixture
 def reverse_corpus(tmp_path: Path) -> str:
     path = tmp_path / "reverse.tsv"
-    path.write_bytes(samples.sample_bytes("reverse", size=240, seed=1))
+    path.write_bytes(catalog.sample_bytes("reverse", size=240, seed=1))
     return str(path)
 
 
@@ -181,7 +181,7 @@ def test_settings_are_routed_to_their_config() -> None:
 
 def test_language_model_trains_on_a_text_corpus(store: RunStore, tmp_path: Path) -> None:
     path = tmp_path / "tales.txt"
-    path.write_bytes(samples.sample_bytes("tales", size=6))
+    path.write_bytes(catalog.sample_bytes("tales", size=6))
     run = _train(store, str(path), "lstm-lm", tokenizer="char", max_target_length="32", batch_parts="3")
     assert run.status == "finished", run.error
     probes = store.get_samples(run.id)
@@ -195,18 +195,18 @@ def test_held_out_valid_and_test_files_replace_the_random_split(store: RunStore,
     from textgen.decoding import DecodingConfig
 
     valid, test = tmp_path / "valid.tsv", tmp_path / "test.tsv"
-    valid.write_bytes(samples.sample_bytes("reverse", size=12, seed=70))
-    test.write_bytes(samples.sample_bytes("reverse", size=14, seed=71))
+    valid.write_bytes(catalog.sample_bytes("reverse", size=12, seed=70))
+    test.write_bytes(catalog.sample_bytes("reverse", size=14, seed=71))
     plan = planning.plan_run(store, reverse_corpus, "gru", preset="tiny", valid=str(valid), test=str(test),
                              settings={"epochs": "1", "batch_size": "32", "eval_bleu_examples": "0"})
     assert plan.num_train_examples == 240  # the corpus's own valid and test parts train too
     run = jobs.run_job(store, jobs.submit(store, plan, background=False).id)
     assert run.status == "finished", run.error
     probes = store.get_samples(run.id)
-    valid_sources = {s for s, _ in samples.generate_pairs("reverse", size=12, seed=70)}
+    valid_sources = {s for s, _ in catalog.generate_pairs("reverse", size=12, seed=70)}
     assert probes and {p.source for p in probes} <= valid_sources
     result, generations, _ = evaluation.evaluate_run(store, run.id, DecodingConfig(), bootstrap_samples=0, save=False)
-    assert [g.source for g in generations] == [s for s, _ in samples.generate_pairs("reverse", size=14, seed=71)]
+    assert [g.source for g in generations] == [s for s, _ in catalog.generate_pairs("reverse", size=14, seed=71)]
 
 
 def test_time_budget_stops_cleanly_and_keeps_a_checkpoint(store: RunStore, reverse_corpus: str) -> None:

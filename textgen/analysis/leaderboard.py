@@ -25,7 +25,6 @@ from textgen.store.database import EvaluationRecord, RunRecord, RunStore
 
 METRIC_TITLES = {"bleu": "BLEU", "chrf": "chrF", "ter": "TER", "rouge1": "ROUGE-1",
                  "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
-LOWER_IS_BETTER = frozenset({"ter"})
 SIGNIFICANCE_METRICS = ("bleu", "chrf", "ter", "rougeL")
 SENTENCE_METRIC_TITLES = {"bleu": "sentence BLEU", "chrf": "sentence chrF", "rougeL": "sentence ROUGE-L"}
 # A matrix of n runs takes n - 1 paired tests; beyond this it is slow and unreadable.
@@ -219,16 +218,6 @@ def significance_matrices(examples: Mapping[str, EvaluationExamples], *, method:
         scores[metric][0] = scores[metric][1] - deltas[metric][0][1]  # type: ignore[operator]
     return {m: SignificanceMatrix(systems, m, method, n_samples, p_values[m], deltas[m], scores[m])
             for m in SIGNIFICANCE_METRICS}
-
-
-def sentence_score_rows(examples: Mapping[str, EvaluationExamples]) -> list[dict[str, Any]]:
-    """Long-form per-sentence scores for distribution plots: {system, index, metric, score}."""
-    return [
-        {"system": name, "index": index, "metric": metric, "score": value}
-        for name, data in examples.items()
-        for metric in SENTENCE_METRICS
-        for index, value in enumerate(data.sentence_scores[metric])
-    ]
 
 
 def example_rows(examples: Mapping[str, EvaluationExamples]) -> list[dict[str, Any]]:

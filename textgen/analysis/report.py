@@ -512,8 +512,12 @@ def build_report(store: RunStore, run_ids: Sequence[str], *, examples: int = 8,
     for run in runs:
         body.append(_run_html(run, figures, series[run.id], decoded[run.id], run_parameter_count(run),
                               _checkpoint_text(store, run.id), run.id in evaluated))
-    markup = "\n".join(body)
-    # Every script in the body came from Plotly (untrusted text is escaped, so it cannot open one).
+    return _document("\n".join(body))
+
+
+def _document(markup: str) -> str:
+    """The page around the report's body, with a Content-Security-Policy that allows only the
+    scripts in it (every one came from Plotly: untrusted text is escaped, so it cannot open one)."""
     policy = content_security_policy(_SCRIPT.findall(markup))
     head = [
         "<!DOCTYPE html>",

@@ -27,7 +27,8 @@ def _corpus_config(args: argparse.Namespace):
 
 
 def cmd_corpus_sample(args: argparse.Namespace) -> int:
-    from textgen.data import registry, samples
+    from textgen.data import registry
+    from textgen.data.samples import catalog
 
     if args.name is None:
         if args.json:
@@ -35,23 +36,23 @@ def cmd_corpus_sample(args: argparse.Namespace) -> int:
                 {"name": s.name, "kind": s.kind, "description": s.description,
                  "default_size": s.default_size, "example_source": s.example_source,
                  "example_target": s.example_target}
-                for s in samples.SAMPLES.values()
+                for s in catalog.SAMPLES.values()
             ])
         else:
-            width = max(len(name) for name in samples.SAMPLES)
-            for spec in samples.SAMPLES.values():
+            width = max(len(name) for name in catalog.SAMPLES)
+            for spec in catalog.SAMPLES.values():
                 print(f"{spec.name:<{width}}  {spec.kind:<5}  {spec.description}")
             print("\nWrite one with: python -m textgen corpus sample NAME [--out PATH]; "
                   "use one anywhere a corpus is accepted as sample:NAME.")
         return 0
-    if args.name not in samples.SAMPLES:
+    if args.name not in catalog.SAMPLES:
         raise TextgenError(
-            f"unknown sample corpus {args.name!r}; choose one of: {', '.join(samples.sample_names())}."
+            f"unknown sample corpus {args.name!r}; choose one of: {', '.join(catalog.sample_names())}."
         )
     if args.out == "-":
-        sys.stdout.buffer.write(samples.sample_bytes(args.name, size=args.size, seed=args.seed))
+        sys.stdout.buffer.write(catalog.sample_bytes(args.name, size=args.size, seed=args.seed))
         return 0
-    out = args.out or f"{args.name}{samples.sample_file_suffix(args.name)}"
+    out = args.out or f"{args.name}{catalog.sample_file_suffix(args.name)}"
     if os.path.exists(out) and not args.force:
         raise TextgenError(f"{out} already exists; pass --force to overwrite it or choose --out.")
     path = registry.write_sample(args.name, out, size=args.size, seed=args.seed)

@@ -27,11 +27,6 @@ def normalize(text: str) -> str:
     return unicodedata.normalize(NORMALIZATION_FORM, text)
 
 
-def normalize_newlines(text: str) -> str:
-    """CR LF and lone CR become LF."""
-    return _LINE_BREAK.sub("\n", text)
-
-
 def split_lines(text: str) -> list[str]:
     """Split on CR LF, CR or LF. A final line break does not start an empty last line."""
     lines = _LINE_BREAK.split(text)
@@ -61,10 +56,6 @@ def visible(text: str, max_chars: int | None = None) -> str:
         return {"\t": "⟨TAB⟩", "\n": "⟨LF⟩", "\r": "⟨CR⟩"}.get(char, f"⟨U+{ord(char):04X}⟩")
 
     return _INVISIBLE.sub(mark, text.replace("\t", "⟨TAB⟩").replace("\n", "⟨LF⟩").replace("\r", "⟨CR⟩"))
-
-
-def count_invisible(text: str) -> int:
-    return len(_INVISIBLE.findall(text))
 
 
 _CHART_PUNCTUATION = frozenset(" _-.,:")

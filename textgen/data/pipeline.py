@@ -205,13 +205,11 @@ def pair_dataset(
     repeat, epochs follow each other without end.
     """
     check_range("batch_size", batch_size, 1)
-    n = len(encoded)
-    if n == 0:
+    if len(encoded) == 0:
         raise CorpusError("no examples to train on: the training split is empty.")
     if bucket_boundaries is None:
         bucket_boundaries = bucket_boundaries_for(encoded)
     boundaries = _check_boundaries(bucket_boundaries)
-    bucket_of = _bucket_ids(encoded, boundaries)
     num_batches = pair_num_batches(
         encoded, batch_size=batch_size, bucket_boundaries=boundaries, drop_remainder=drop_remainder
     )
@@ -219,76 +217,112 @@ def pair_dataset(
         raise CorpusError(
             f"no full batch of {batch_size} examples in any length bucket; lower the batch size."
         )
-
-    sources = _ragged(encoded.source_ids)
-    target_inputs = _ragged([np.concatenate([[BOS_ID], t]) for t in encoded.target_ids])
-    target_outputs = _ragged([np.concatenate([t, [EOS_ID]]) for t in encoded.target_ids])
-
-    # Padded widths per bucket (used only with pad_to_bucket).
-    # max(): a hand-made EncodedPairs may hold rows longer than its declared caps.
-    source_cap = max(encoded.max_source_length or 0, max(len(a) for a in encoded.source_ids))
-    target_cap = max(encoded.max_target_length or 0, max(len(a) + 1 for a in encoded.target_ids))
-    uppers = np.array([b - 1 for b in boundaries] + [max(source_cap, target_cap)], np.int64)
-    source_widths = tf.constant(np.minimum(uppers, source_cap))
-    target_widths = tf.constant(np.minimum(uppers, target_cap))
-
-    # The epoch's layout is fixed: examples sorted by bucket, each bucket cut into batches.
-    # Random: which examples a drop_remainder epoch leaves out, the order of examples of equal
-    # lengths, and the batch order.
-    keep, row_lengths, batch_buckets = (
-        tf.constant(a) for a in _batch_layout(bucket_of, batch_size, drop_remainder)
-    )
-    bucket_table = tf.constant(bucket_of, tf.int64)
-    # Sort key: the bucketing length, then the source length. Bucket ids grow with the first, so
-    # sorting by this key keeps every bucket's examples where the layout expects them.
-    source_lengths = np.fromiter((len(a) for a in encoded.source_ids), np.int64, n)
-    length_key = tf.constant(_example_lengths(encoded) * (int(source_lengths.max()) + 1) + source_lengths)
-
-    @_plain_graph
-    def epoch_batches(epoch_seed: tf.Tensor) -> tf.data.Dataset:
-        if shuffle:
-            example_seed = tf.stack([epoch_seed, tf.constant(0, tf.int64)])
-            order = tf.argsort(tf.random.stateless_uniform([n], seed=example_seed))  # (n,)
-        else:
-            order = tf.range(n)
-        # Stable sort by bucket keeps the random order inside each bucket; `keep` drops a random
-        # remainder per bucket; the second stable sort orders the rest by length, ties at random.
-        by_bucket = tf.gather(order, tf.argsort(tf.gather(bucket_table, order), stable=True))
-        kept = tf.gather(by_bucket, keep)
-        kept = tf.gather(kept, tf.argsort(tf.gather(length_key, kept), stable=True))
-        batches = tf.RaggedTensor.from_row_lengths(kept, row_lengths)
-        buckets = batch_buckets
-        if shuffle:
-            batch_seed = tf.stack([epoch_seed, tf.constant(1, tf.int64)])
-            batch_order = tf.argsort(tf.random.stateless_uniform([num_batches], seed=batch_seed))
-            batches, buckets = tf.gather(batches, batch_order), tf.gather(buckets, batch_order)
-        return tf.data.Dataset.from_tensor_slices((buckets, batches))
-
-    @_plain_graph
-    def to_batch(bucket: tf.Tensor, indices: tf.Tensor):
-        src = tf.gather(sources, indices)
-        tgt_in = tf.gather(target_inputs, indices)
-        tgt_out = tf.gather(target_outputs, indices)
-        if pad_to_bucket:
-            rows = tf.size(indices, tf.int64)
-            src = src.to_tensor(PAD_ID, shape=tf.stack([rows, source_widths[bucket]]))
-            tgt_in = tgt_in.to_tensor(PAD_ID, shape=tf.stack([rows, target_widths[bucket]]))
-            tgt_out = tgt_out.to_tensor(PAD_ID, shape=tf.stack([rows, target_widths[bucket]]))
-        else:
-            src, tgt_in, tgt_out = (t.to_tensor(PAD_ID) for t in (src, tgt_in, tgt_out))
-        return {"source_ids": src, "target_input_ids": tgt_in}, tgt_out
-
+    stages = _PairBatches.of(encoded, boundaries, batch_size=batch_size, drop_remainder=drop_remainder,
+                             num_batches=num_batches, shuffle=shuffle, pad_to_bucket=pad_to_bucket)
     if shuffle:
         # A new seed each time the dataset is iterated (or repeated), the same sequence for `seed`.
         epochs = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
     else:
         epochs = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64))
-    ds = epochs.flat_map(epoch_batches)
-    ds = ds.map(to_batch, num_parallel_calls=PARALLEL_CALLS, deterministic=True)
+    ds = epochs.flat_map(stages.epoch_batches)
+    ds = ds.map(stages.to_batch, num_parallel_calls=PARALLEL_CALLS, deterministic=True)
     ds = ds.apply(tf.data.experimental.assert_cardinality(num_batches))
     if repeat:
         ds = ds.repeat()
     return _finish(ds)
+
+
+@dataclasses.dataclass(frozen=True)
+class _PairBatches:
+    """What stays fixed in one `pair_dataset`: the examples as ragged ids, the epoch's batch
+    layout (`_batch_layout`) and each bucket's padded widths; one method per stage of an epoch
+    (shuffling and bucketing example indices, then gathering and padding a batch)."""
+
+    n: int  # examples
+    num_batches: int  # batches per epoch
+    shuffle: bool
+    pad_to_bucket: bool
+    sources: tf.RaggedTensor  # (n, None): source ids
+    target_inputs: tf.RaggedTensor  # (n, None): [<s>] + target
+    target_outputs: tf.RaggedTensor  # (n, None): target + [</s>]
+    source_widths: tf.Tensor  # (num_buckets,): padded widths (used only with pad_to_bucket)
+    target_widths: tf.Tensor  # (num_buckets,)
+    keep: tf.Tensor  # positions kept in the examples sorted by bucket
+    row_lengths: tf.Tensor  # (num_batches,): examples per batch
+    batch_buckets: tf.Tensor  # (num_batches,): the bucket of each batch
+    bucket_table: tf.Tensor  # (n,): the bucket of each example
+    length_key: tf.Tensor  # (n,): the sort key inside a bucket
+
+    @classmethod
+    def of(cls, encoded: EncodedPairs, boundaries: list[int], *, batch_size: int,
+           drop_remainder: bool, num_batches: int, shuffle: bool, pad_to_bucket: bool) -> "_PairBatches":
+        """The tensors of `encoded` for bucket `boundaries` (checked) and the given batching."""
+        n = len(encoded)
+        bucket_of = _bucket_ids(encoded, boundaries)
+        sources = _ragged(encoded.source_ids)
+        target_inputs = _ragged([np.concatenate([[BOS_ID], t]) for t in encoded.target_ids])
+        target_outputs = _ragged([np.concatenate([t, [EOS_ID]]) for t in encoded.target_ids])
+        source_widths, target_widths = _bucket_widths(encoded, boundaries)
+        # The epoch's layout is fixed: examples sorted by bucket, each bucket cut into batches.
+        # Random: which examples a drop_remainder epoch leaves out, the order of examples of equal
+        # lengths, and the batch order.
+        keep, row_lengths, batch_buckets = (
+            tf.constant(a) for a in _batch_layout(bucket_of, batch_size, drop_remainder)
+        )
+        bucket_table = tf.constant(bucket_of, tf.int64)
+        # Sort key: the bucketing length, then the source length. Bucket ids grow with the first, so
+        # sorting by this key keeps every bucket's examples where the layout expects them.
+        source_lengths = np.fromiter((len(a) for a in encoded.source_ids), np.int64, n)
+        length_key = tf.constant(_example_lengths(encoded) * (int(source_lengths.max()) + 1) + source_lengths)
+        return cls(n, num_batches, shuffle, pad_to_bucket, sources, target_inputs, target_outputs,
+                   source_widths, target_widths, keep, row_lengths, batch_buckets, bucket_table,
+                   length_key)
+
+    @_plain_graph
+    def epoch_batches(self, epoch_seed: tf.Tensor) -> tf.data.Dataset:
+        """One epoch's (bucket, example indices) batches, shuffled from `epoch_seed`."""
+        if self.shuffle:
+            example_seed = tf.stack([epoch_seed, tf.constant(0, tf.int64)])
+            order = tf.argsort(tf.random.stateless_uniform([self.n], seed=example_seed))  # (n,)
+        else:
+            order = tf.range(self.n)
+        # Stable sort by bucket keeps the random order inside each bucket; `keep` drops a random
+        # remainder per bucket; the second stable sort orders the rest by length, ties at random.
+        by_bucket = tf.gather(order, tf.argsort(tf.gather(self.bucket_table, order), stable=True))
+        kept = tf.gather(by_bucket, self.keep)
+        kept = tf.gather(kept, tf.argsort(tf.gather(self.length_key, kept), stable=True))
+        batches = tf.RaggedTensor.from_row_lengths(kept, self.row_lengths)
+        buckets = self.batch_buckets
+        if self.shuffle:
+            batch_seed = tf.stack([epoch_seed, tf.constant(1, tf.int64)])
+            batch_order = tf.argsort(tf.random.stateless_uniform([self.num_batches], seed=batch_seed))
+            batches, buckets = tf.gather(batches, batch_order), tf.gather(buckets, batch_order)
+        return tf.data.Dataset.from_tensor_slices((buckets, batches))
+
+    @_plain_graph
+    def to_batch(self, bucket: tf.Tensor, indices: tf.Tensor):
+        """The padded (inputs, labels) of the examples `indices` of one bucket."""
+        src = tf.gather(self.sources, indices)
+        tgt_in = tf.gather(self.target_inputs, indices)
+        tgt_out = tf.gather(self.target_outputs, indices)
+        if self.pad_to_bucket:
+            rows = tf.size(indices, tf.int64)
+            src = src.to_tensor(PAD_ID, shape=tf.stack([rows, self.source_widths[bucket]]))
+            tgt_in = tgt_in.to_tensor(PAD_ID, shape=tf.stack([rows, self.target_widths[bucket]]))
+            tgt_out = tgt_out.to_tensor(PAD_ID, shape=tf.stack([rows, self.target_widths[bucket]]))
+        else:
+            src, tgt_in, tgt_out = (t.to_tensor(PAD_ID) for t in (src, tgt_in, tgt_out))
+        return {"source_ids": src, "target_input_ids": tgt_in}, tgt_out
+
+
+def _bucket_widths(encoded: EncodedPairs, boundaries: list[int]) -> tuple[tf.Tensor, tf.Tensor]:
+    """Padded source and target widths per bucket (used only with pad_to_bucket): each bucket's
+    upper bound b[i] - 1, capped at the maximum source / target length."""
+    # max(): a hand-made EncodedPairs may hold rows longer than its declared caps.
+    source_cap = max(encoded.max_source_length or 0, max(len(a) for a in encoded.source_ids))
+    target_cap = max(encoded.max_target_length or 0, max(len(a) + 1 for a in encoded.target_ids))
+    uppers = np.array([b - 1 for b in boundaries] + [max(source_cap, target_cap)], np.int64)
+    return tf.constant(np.minimum(uppers, source_cap)), tf.constant(np.minimum(uppers, target_cap))
 
 
 def _batch_layout(

@@ -17,12 +17,12 @@ from pathlib import Path
 
 from textgen.core.errors import CorpusError
 from textgen.core.fsutil import atomic_write_bytes, atomic_write_text
-from textgen.data import samples
 from textgen.data.config import CorpusConfig, TokenizerConfig
 from textgen.data.corpus.reading import read_corpus
 from textgen.data.corpus.records import Corpus, CorpusReport, Split
 from textgen.data.corpus.report import build_report
 from textgen.data.corpus.split import deduplicate, split_corpus
+from textgen.data.samples import catalog
 from textgen.store.database import CorpusRecord, RunStore
 
 ORIGINAL_NAME = "original.bin"
@@ -47,16 +47,16 @@ class LoadedCorpus:
 
 def read_reference(reference: str, config: CorpusConfig) -> tuple[bytes, str, str]:
     """Bytes, origin and label of `sample:NAME` or a file path (size checked before reading)."""
-    name = samples.parse_sample_reference(reference)
+    name = catalog.parse_sample_reference(reference)
     if name is not None:
-        return samples.sample_bytes(name), f"sample:{name}", name
+        return catalog.sample_bytes(name), f"sample:{name}", name
     path = Path(reference)
     try:
         size = path.stat().st_size
     except FileNotFoundError:
         raise CorpusError(
             f"no such file: {reference!r}. Give a path to a corpus file, or sample:NAME for a "
-            f"built-in corpus ({', '.join(samples.sample_names())})."
+            f"built-in corpus ({', '.join(catalog.sample_names())})."
         ) from None
     except OSError as error:
         raise CorpusError(f"cannot read {reference!r}: {error.strerror}.") from None
@@ -189,5 +189,5 @@ def saved_report(store: RunStore, corpus_id: str) -> dict:
 
 def write_sample(name: str, out: str | os.PathLike, *, size: int | None, seed: int) -> Path:
     path = Path(out)
-    atomic_write_bytes(path, samples.sample_bytes(name, size=size, seed=seed))
+    atomic_write_bytes(path, catalog.sample_bytes(name, size=size, seed=seed))
     return path

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import tensorflow as tf
@@ -49,7 +49,6 @@ BANNED_IDS = (PAD_ID, BOS_ID)
 
 State = dict[str, tf.Tensor]
 StepFunction = Callable[[tf.Tensor, State], tuple[tf.Tensor, State, dict[str, tf.Tensor]]]
-STOP_REASONS = ("end", "max_length", "time_limit")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,45 +192,74 @@ def single_hypothesis_search(
     batch = tf.shape(start_ids)[0]
     max_lengths = (tf.fill([batch], max_steps) if max_lengths is None
                    else tf.minimum(tf.cast(max_lengths, tf.int32), max_steps))
+    search = _SingleSearch(step_fn, pick, eos_id, banned_ids, max_steps, max_lengths, deadline)
+    tokens, state, finished, lengths, histories = search.first_step(start_ids, initial_state, batch)
+    loop_vars = (tf.constant(1), tokens, state, finished, lengths, histories)
+    # The state may change length between steps (see the step-function contract above).
+    invariants = (None, None, any_length(state), None, None,
+                  tf.nest.map_structure(lambda _: None, histories))
+    steps, _, _, finished, lengths, histories = tf.while_loop(
+        search.condition, search.body, loop_vars, shape_invariants=invariants)
+    return _single_results(steps, finished, lengths, histories)
 
-    def advance(step, tokens, state, finished, lengths):
-        stopped = tf.logical_or(finished, lengths >= max_lengths)
-        logits, new_state, attention = step_fn(tokens, state)
+
+@dataclasses.dataclass(frozen=True)
+class _SingleSearch:
+    """What stays fixed during one `single_hypothesis_search`, and its step."""
+
+    step_fn: StepFunction
+    pick: PickFunction
+    eos_id: int
+    banned_ids: Any
+    max_steps: tf.Tensor  # int32 scalar
+    max_lengths: tf.Tensor  # (batch,): each row's cap, at most max_steps
+    deadline: tf.Tensor  # float64 epoch seconds (inf: none)
+
+    def first_step(self, start_ids, initial_state, batch):
+        """`advance` from the start. The first step runs outside the loop: its attention tells
+        which histories to keep. Returns the loop's tokens, state, finished, lengths and
+        histories (the first step written)."""
+        finished = tf.zeros([batch], tf.bool)
+        lengths = tf.zeros([batch], tf.int32)
+        tokens, state, finished, lengths, token_log_probs, attention = self.advance(
+            0, start_ids, initial_state, finished, lengths)
+        record = {"ids": tokens, "log_probs": token_log_probs, **attention}
+        histories = write_arrays(new_arrays(record), 0, record)
+        return tokens, state, finished, lengths, histories
+
+    def advance(self, step, tokens, state, finished, lengths):
+        """One step of every row: the next ids (batch,), the new state, finished and lengths,
+        the chosen tokens' log-probabilities (batch,) and the step's attention; a stopped row
+        emits <pad> with log-probability 0 and zero attention."""
+        stopped = tf.logical_or(finished, lengths >= self.max_lengths)
+        logits, new_state, attention = self.step_fn(tokens, state)
         log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))  # (batch, vocab)
-        next_ids = tf.cast(pick(step, ban(log_probs, banned_ids)), tf.int32)
+        next_ids = tf.cast(self.pick(step, ban(log_probs, self.banned_ids)), tf.int32)
         next_ids = tf.where(stopped, PAD_ID, next_ids)
         token_log_probs = tf.where(stopped, 0.0, tf.gather(log_probs, next_ids, batch_dims=1))
         attention = zero_rows(stopped, attention)
         lengths = lengths + tf.cast(tf.logical_not(stopped), tf.int32)
-        finished = tf.logical_or(finished, tf.equal(next_ids, eos_id))
+        finished = tf.logical_or(finished, tf.equal(next_ids, self.eos_id))
         return next_ids, new_state, finished, lengths, token_log_probs, attention
 
-    # The first step runs outside the loop: its attention tells which histories to keep.
-    finished = tf.zeros([batch], tf.bool)
-    lengths = tf.zeros([batch], tf.int32)
-    tokens, state, finished, lengths, token_log_probs, attention = advance(
-        0, start_ids, initial_state, finished, lengths)
-    record = {"ids": tokens, "log_probs": token_log_probs, **attention}
-    histories = write_arrays(new_arrays(record), 0, record)
-
-    def condition(step, tokens, state, finished, lengths, histories):
-        stopped = tf.logical_or(finished, lengths >= max_lengths)
+    def condition(self, step, tokens, state, finished, lengths, histories):
+        """The loop goes on while steps are left, a row has not stopped and time is left."""
+        stopped = tf.logical_or(finished, lengths >= self.max_lengths)
         return tf.logical_and(
-            tf.logical_and(step < max_steps, tf.logical_not(tf.reduce_all(stopped))),
-            _time_left(deadline))
+            tf.logical_and(step < self.max_steps, tf.logical_not(tf.reduce_all(stopped))),
+            _time_left(self.deadline))
 
-    def body(step, tokens, state, finished, lengths, histories):
-        tokens, state, finished, lengths, token_log_probs, attention = advance(
+    def body(self, step, tokens, state, finished, lengths, histories):
+        """One loop iteration: `advance`, then its record written to the histories at `step`."""
+        tokens, state, finished, lengths, token_log_probs, attention = self.advance(
             step, tokens, state, finished, lengths)
         histories = write_arrays(
             histories, step, {"ids": tokens, "log_probs": token_log_probs, **attention})
         return step + 1, tokens, state, finished, lengths, histories
 
-    loop_vars = (tf.constant(1), tokens, state, finished, lengths, histories)
-    invariants = (None, None, any_length(state), None, None,
-                  tf.nest.map_structure(lambda _: None, histories))
-    steps, _, _, finished, lengths, histories = tf.while_loop(
-        condition, body, loop_vars, shape_invariants=invariants)
+
+def _single_results(steps, finished, lengths, histories) -> dict[str, tf.Tensor]:
+    """What `single_hypothesis_search` returns, from its loop's final values."""
     stacked = stack_arrays(histories)
     ids, log_probs = stacked.pop("ids"), stacked.pop("log_probs")
     return {"ids": ids, "log_probs": log_probs, "attention": stacked, "lengths": lengths,

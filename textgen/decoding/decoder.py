@@ -179,68 +179,112 @@ _COMPILED: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 
 
 def _compiled_search(model, config: DecodingConfig, eos_id: int, attention: bool = True) -> Callable:
-    """The tf.function decoding a batch with `model`, cached per model and static settings.
-    attention False: the step's attention is dropped before the search sees it, so nothing is
-    recorded and the graph prunes what only attention needed."""
-    decoder_only = _is_decoder_only(model)
-    key = (config.strategy, config.beam_width if config.strategy == "beam" else 0,
-           config.n_best_size, config.strategy == "sample" and config.top_k > 0,
-           config.strategy == "sample" and config.top_p < 1.0, eos_id, decoder_only, attention,
-           config.beam_stopping if config.strategy == "beam" else "")
+    """The tf.function decoding a batch with `model` (arguments: _RUN_SIGNATURE), cached per
+    model and static settings. attention False: the step's attention is dropped before the
+    search sees it, so nothing is recorded and the graph prunes what only attention needed."""
+    key = _SearchKey.of(model, config, eos_id, attention)
     try:
         per_model = _COMPILED.setdefault(model, {})
     except TypeError:  # not weak-referenceable: no cache
         per_model = {}
     if key in per_model:
         return per_model[key]
-    strategy, beam_width, n_best, use_top_k, use_top_p = key[:5]
-    beam_stopping = key[-1]
-
-    def step_fn(token_ids, state):
-        logits, new_state, step_attention = model.decode_step(token_ids, state)
-        return logits, new_state, step_attention if attention else {}
-
     # autograph=False: the loop is tf.while_loop and every branch on a tensor is a TensorFlow op,
     # so AutoGraph would only re-parse our source (and the model's) in each new process: about
     # 5 s before a job's first decode, and converted copies left in /tmp by jobs.
-    @tf.function(input_signature=[
-        tf.TensorSpec([None, None], tf.int32),  # source_ids
-        tf.TensorSpec([None, None], tf.int32),  # prompt_ids: decoder_prefix (seq2seq: [<s>])
-        tf.TensorSpec([None], tf.int32),  # prompt_lengths
-        tf.TensorSpec([None], tf.int64),  # example_ids (sampling seeds)
-        tf.TensorSpec([], tf.int32),  # max_steps
-        tf.TensorSpec([None], tf.int32),  # max_lengths: each row's cap
-        tf.TensorSpec([], tf.float64),  # deadline, epoch seconds
-        tf.TensorSpec([], tf.float32),  # length_penalty alpha
-        tf.TensorSpec([], tf.float32),  # temperature
-        tf.TensorSpec([], tf.int32),  # top_k
-        tf.TensorSpec([], tf.float32),  # top_p
-        tf.TensorSpec([], tf.int64),  # seed
-    ], autograph=False)
-    def run(source_ids, prompt_ids, prompt_lengths, example_ids, max_steps, max_lengths, deadline,
-            alpha, temperature, top_k, top_p, seed):
-        # The cache holds the prompt and every step: a search capped at 64 steps need not
-        # carry (copy, attend over) the model's whole max_target_length.
-        state = model.encode(source_ids, max_decode_length=tf.shape(prompt_ids)[1] + max_steps)
-        if decoder_only:
-            state, start_ids = prefill(step_fn, state, prompt_ids, prompt_lengths)
-        else:
-            start_ids = prompt_ids[:, 0]
-        if strategy == "greedy":
-            return greedy_search(step_fn, state, start_ids, max_steps=max_steps,
-                                 eos_id=eos_id, deadline=deadline, max_lengths=max_lengths)
-        if strategy == "beam":
-            return beam_search(step_fn, state, start_ids, beam_width=beam_width,
-                               num_return=n_best, alpha=alpha, max_steps=max_steps,
-                               eos_id=eos_id, deadline=deadline, max_lengths=max_lengths,
-                               stopping=beam_stopping)
-        return sample_search(step_fn, state, start_ids, max_steps=max_steps, seed=seed,
-                             example_ids=example_ids, temperature=temperature, top_k=top_k,
-                             top_p=top_p, use_top_k=use_top_k, use_top_p=use_top_p,
-                             eos_id=eos_id, deadline=deadline, max_lengths=max_lengths)
-
+    run = tf.function(_BatchSearch(model, key).run, input_signature=_RUN_SIGNATURE,
+                      autograph=False)
     per_model[key] = run
     return run
+
+
+# What the compiled search takes: everything that changes between batches, as tensors (dynamic
+# shapes: no retracing between batches).
+_RUN_SIGNATURE = [
+    tf.TensorSpec([None, None], tf.int32),  # source_ids
+    tf.TensorSpec([None, None], tf.int32),  # prompt_ids: decoder_prefix (seq2seq: [<s>])
+    tf.TensorSpec([None], tf.int32),  # prompt_lengths
+    tf.TensorSpec([None], tf.int64),  # example_ids (sampling seeds)
+    tf.TensorSpec([], tf.int32),  # max_steps
+    tf.TensorSpec([None], tf.int32),  # max_lengths: each row's cap
+    tf.TensorSpec([], tf.float64),  # deadline, epoch seconds
+    tf.TensorSpec([], tf.float32),  # length_penalty alpha
+    tf.TensorSpec([], tf.float32),  # temperature
+    tf.TensorSpec([], tf.int32),  # top_k
+    tf.TensorSpec([], tf.float32),  # top_p
+    tf.TensorSpec([], tf.int64),  # seed
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class _SearchKey:
+    """The static settings a compiled search is traced for (its cache key, per model)."""
+
+    strategy: str
+    beam_width: int  # 0 unless beam search
+    n_best: int
+    use_top_k: bool  # sampling with top_k > 0
+    use_top_p: bool  # sampling with top_p < 1
+    eos_id: int
+    decoder_only: bool
+    attention: bool
+    beam_stopping: str  # "" unless beam search
+
+    @classmethod
+    def of(cls, model, config: DecodingConfig, eos_id: int, attention: bool) -> "_SearchKey":
+        """The key of `config` (what a strategy does not read is left out) for `model`."""
+        beam, sample = config.strategy == "beam", config.strategy == "sample"
+        return cls(config.strategy, config.beam_width if beam else 0, config.n_best_size,
+                   sample and config.top_k > 0, sample and config.top_p < 1.0, eos_id,
+                   _is_decoder_only(model), attention, config.beam_stopping if beam else "")
+
+
+@dataclasses.dataclass(frozen=True)
+class _BatchSearch:
+    """What stays fixed in one compiled search: the model and the static settings; `run` is
+    the function traced, one method per stage."""
+
+    model: Any
+    key: _SearchKey
+
+    def run(self, source_ids, prompt_ids, prompt_lengths, example_ids, max_steps, max_lengths,
+            deadline, alpha, temperature, top_k, top_p, seed):
+        """Encode, read the prompt, search (arguments: _RUN_SIGNATURE); the strategy's outputs."""
+        state, start_ids = self.start(source_ids, prompt_ids, prompt_lengths, max_steps)
+        return self.search(state, start_ids, example_ids, max_steps, max_lengths, deadline,
+                           alpha, temperature, top_k, top_p, seed)
+
+    def step_fn(self, token_ids, state):
+        """The model's decode step, its attention dropped unless the key records it."""
+        logits, new_state, step_attention = self.model.decode_step(token_ids, state)
+        return logits, new_state, step_attention if self.key.attention else {}
+
+    def start(self, source_ids, prompt_ids, prompt_lengths, max_steps):
+        """The state before the first step and the start ids (batch,): after encoding, and after
+        the prompt for decoder-only models (seq2seq: prompt_ids is [<s>])."""
+        # The cache holds the prompt and every step: a search capped at 64 steps need not
+        # carry (copy, attend over) the model's whole max_target_length.
+        state = self.model.encode(source_ids, max_decode_length=tf.shape(prompt_ids)[1] + max_steps)
+        if self.key.decoder_only:
+            return prefill(self.step_fn, state, prompt_ids, prompt_lengths)
+        return state, prompt_ids[:, 0]
+
+    def search(self, state, start_ids, example_ids, max_steps, max_lengths, deadline, alpha,
+               temperature, top_k, top_p, seed):
+        """The key's strategy from `state` and `start_ids`."""
+        key, eos_id = self.key, self.key.eos_id
+        if key.strategy == "greedy":
+            return greedy_search(self.step_fn, state, start_ids, max_steps=max_steps,
+                                 eos_id=eos_id, deadline=deadline, max_lengths=max_lengths)
+        if key.strategy == "beam":
+            return beam_search(self.step_fn, state, start_ids, beam_width=key.beam_width,
+                               num_return=key.n_best, alpha=alpha, max_steps=max_steps,
+                               eos_id=eos_id, deadline=deadline, max_lengths=max_lengths,
+                               stopping=key.beam_stopping)
+        return sample_search(self.step_fn, state, start_ids, max_steps=max_steps, seed=seed,
+                             example_ids=example_ids, temperature=temperature, top_k=top_k,
+                             top_p=top_p, use_top_k=key.use_top_k, use_top_p=key.use_top_p,
+                             eos_id=eos_id, deadline=deadline, max_lengths=max_lengths)
 
 
 def _is_decoder_only(model) -> bool:
@@ -298,12 +342,7 @@ def decode_ids(
     count = source_ids.shape[0]
     if deadline is None and config.time_limit_seconds > 0:
         deadline = time.time() + config.time_limit_seconds
-    example_ids = np.arange(count) if example_ids is None else np.asarray(example_ids, np.int64)
-    prompts = ([[bos_id]] * count if prompt_ids is None
-               else [decoder_prefix(p, bos_id) for p in prompt_ids])
-    if len(prompts) != count or len(example_ids) != count:
-        raise ValueError(f"got {count} sources but {len(prompts)} prompts / "
-                         f"{len(example_ids)} example ids.")
+    prompts, example_ids = _prompts_and_example_ids(count, prompt_ids, example_ids, bos_id)
     source_lengths = (source_ids != PAD_ID).sum(axis=1)
     run = _compiled_search(model, config, eos_id, attention)
     capacity = _max_target_length(model)
@@ -311,39 +350,66 @@ def decode_ids(
     for begin in range(0, count, config.batch_size):
         rows = slice(begin, min(begin + config.batch_size, count))
         batch_prompts = prompts[rows]
-        longest_prompt = max(len(p) for p in batch_prompts)
-        # Each row's cap: the first generated step reads position len(prompt) - 1, the last
-        # readable position is max_target_length - 1.
-        caps = np.asarray([config.max_length if capacity is None
-                           else min(config.max_length, capacity - len(p) + 1)
-                           for p in batch_prompts], np.int32)
-        if caps.min() < 1:
-            raise ValueError(f"a prompt of {longest_prompt - 1} tokens leaves no room to generate "
-                             f"in a context of {capacity}.")
-        max_steps = int(caps.max())
+        caps = _row_caps(config, capacity, batch_prompts)
         if deadline is not None and time.time() >= deadline:
             results.extend(_empty_result() for _ in batch_prompts)
         else:
-            batch_sources = _trim_padding(source_ids[rows])
-            prompt_array = np.zeros((len(batch_prompts), longest_prompt), np.int32)
-            for i, p in enumerate(batch_prompts):
-                prompt_array[i, :len(p)] = p
-            outputs = run(
-                tf.constant(batch_sources), tf.constant(prompt_array),
-                tf.constant([len(p) for p in batch_prompts], tf.int32),
-                tf.constant(example_ids[rows], tf.int64), tf.constant(max_steps, tf.int32),
-                tf.constant(caps),
-                tf.constant(math.inf if deadline is None else deadline, tf.float64),
-                tf.constant(config.length_penalty, tf.float32),
-                tf.constant(config.temperature, tf.float32), tf.constant(config.top_k, tf.int32),
-                tf.constant(config.top_p, tf.float32), tf.constant(config.seed, tf.int64))
-            batch_results = collect(outputs, config, max_steps=caps, eos_id=eos_id)
-            for result, source_length, prompt in zip(batch_results, source_lengths[rows],
-                                                      batch_prompts):
-                results.append(_cut_attention(result, int(source_length), len(prompt)))
+            results.extend(_decode_batch(run, config, source_ids[rows], source_lengths[rows],
+                                         batch_prompts, example_ids[rows], caps, deadline, eos_id))
         if progress is not None:
             progress(len(results), count)
     return results
+
+
+def _prompts_and_example_ids(count: int, prompt_ids, example_ids, bos_id: int):
+    """Each input's decoder prefix (seq2seq: [<s>]) and example id (default: row numbers),
+    checked to be one per source."""
+    example_ids = np.arange(count) if example_ids is None else np.asarray(example_ids, np.int64)
+    prompts = ([[bos_id]] * count if prompt_ids is None
+               else [decoder_prefix(p, bos_id) for p in prompt_ids])
+    if len(prompts) != count or len(example_ids) != count:
+        raise ValueError(f"got {count} sources but {len(prompts)} prompts / "
+                         f"{len(example_ids)} example ids.")
+    return prompts, example_ids
+
+
+def _row_caps(config: DecodingConfig, capacity: int | None, prompts: list[list[int]]) -> np.ndarray:
+    """Each row's cap on generated tokens, int32 (batch,): config.max_length, less what the
+    prompt takes of the model's context. The first generated step reads position
+    len(prompt) - 1, the last readable position is max_target_length - 1."""
+    caps = np.asarray([config.max_length if capacity is None
+                       else min(config.max_length, capacity - len(p) + 1)
+                       for p in prompts], np.int32)
+    if caps.min() < 1:
+        longest_prompt = max(len(p) for p in prompts)
+        raise ValueError(f"a prompt of {longest_prompt - 1} tokens leaves no room to generate "
+                         f"in a context of {capacity}.")
+    return caps
+
+
+def _decode_batch(run: Callable, config: DecodingConfig, source_ids: np.ndarray,
+                  source_lengths: np.ndarray, prompts: list[list[int]], example_ids: np.ndarray,
+                  caps: np.ndarray, deadline: float | None, eos_id: int) -> list[RawResult]:
+    """One batch through the compiled search `run`: its RawResults, attention cut to each row's
+    source and prompt."""
+    longest_prompt = max(len(p) for p in prompts)
+    max_steps = int(caps.max())
+    batch_sources = _trim_padding(source_ids)
+    prompt_array = np.zeros((len(prompts), longest_prompt), np.int32)
+    for i, p in enumerate(prompts):
+        prompt_array[i, :len(p)] = p
+    outputs = run(
+        tf.constant(batch_sources), tf.constant(prompt_array),
+        tf.constant([len(p) for p in prompts], tf.int32),
+        tf.constant(example_ids, tf.int64), tf.constant(max_steps, tf.int32),
+        tf.constant(caps),
+        tf.constant(math.inf if deadline is None else deadline, tf.float64),
+        tf.constant(config.length_penalty, tf.float32),
+        tf.constant(config.temperature, tf.float32), tf.constant(config.top_k, tf.int32),
+        tf.constant(config.top_p, tf.float32), tf.constant(config.seed, tf.int64))
+    batch_results = collect(outputs, config, max_steps=caps, eos_id=eos_id)
+    return [_cut_attention(result, int(source_length), len(prompt))
+            for result, source_length, prompt in zip(batch_results, source_lengths, prompts)]
 
 
 def _trim_padding(source_ids: np.ndarray) -> np.ndarray:

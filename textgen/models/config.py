@@ -16,7 +16,6 @@ from textgen.core.errors import ConfigError
 # Seq2seq families, then the decoder-only (language model) families.
 MODEL_KINDS = ("gru", "lstm", "bahdanau", "luong", "transformer", "transformer-lm", "lstm-lm")
 DECODER_ONLY_KINDS = ("transformer-lm", "lstm-lm")
-RECURRENT_KINDS = ("gru", "lstm", "bahdanau", "luong", "lstm-lm")
 TRANSFORMER_KINDS = ("transformer", "transformer-lm")
 RNN_CELLS = ("gru", "lstm")
 LUONG_SCORES = ("dot", "general")

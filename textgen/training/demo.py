@@ -6,13 +6,7 @@ them one after the other. Each run has a time budget (`DEMO_MINUTES` of training
 and model are ready, about 20 s of start-up on top), so the three finish in about 3 minutes on a
 2-core machine whatever its speed; on a faster one they stop at `DEMO_EPOCHS` instead.
 
-Measured on the 2-core reference machine (tiny preset, character tokens, batch 64, 36 s of
-training each): the three runs took 137 s from the click to the last "finished", 10-20 s of each
-being start-up (TensorFlow import, data, first trace). The GRU without attention reached a
-validation BLEU of 16 (19 epochs), Bahdanau 96 (9.5 epochs), the Transformer 92 (9 epochs): the
-difference attention makes is the demo's point. DEMO_MINUTES = 0.75 adds about 9 s a run (about
-165 s in all, projected). With the machine loaded by other work (load average 9) the same three
-runs took 204 s in all: the budget holds the duration, but the models learn less in it.
+The measured durations and scores are in bench/RESULTS.md ("the first-launch demo").
 """
 
 from __future__ import annotations
@@ -69,3 +63,11 @@ def start_demo(store: RunStore, *, background: bool = True) -> list[str]:
     plans = plan_demo(store)
     runs: list[RunRecord] = [jobs.submit(store, plan, background=background) for plan in plans]
     return [run.id for run in runs]
+
+
+def demo_minutes() -> float:
+    """About how long the demo takes on a 2-core machine: each run's training budget plus its
+    start-up, one run after the other."""
+    from textgen.training.estimates import START_UP_SECONDS
+
+    return len(DEMO_KINDS) * (DEMO_MINUTES + START_UP_SECONDS / 60)

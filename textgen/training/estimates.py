@@ -1,6 +1,6 @@
-"""What a corpus or a run will be before it is saved or started, and how far a running job is.
+"""What a run will cost before it is started: its training time and memory.
 
-The app's Corpus and Train pages show these figures; the functions take and return plain data
+The app's Train page shows these figures; the functions take and return plain data
 (dicts, lists, dataclasses of numbers and strings) so the pages stay thin and the figures can be
 tested and used from Python.
 
@@ -23,97 +23,67 @@ import dataclasses
 import math
 import os
 import statistics
-import time
 from typing import Any
 
 from textgen.core.errors import ConfigError
+from textgen.core.formatting import format_bytes
 from textgen.data import registry
-from textgen.data.config import CorpusConfig, TokenizerConfig
 from textgen.models.config import ModelConfig
-from textgen.store.database import ACTIVE_STATUSES, RunRecord, RunStore
+from textgen.store.database import RunStore
 from textgen.training.config import TrainConfig
 
 # A training step costs about 3 forward passes (forward + backward, whose cost is about twice the
 # forward's); the model's FLOPs per token count one forward pass.
 TRAINING_FLOPS_FACTOR = 3
+
+
 # Effective training FLOP/s (TRAINING_FLOPS_FACTOR x forward FLOPs/token x tokens/s) measured on the
 # 2-core reference machine with the tiny presets on sample:dates (character tokens, batch 64),
 # evaluations included: gru 3.1e9, bahdanau 3.1e9, transformer 5.2e9. The lower figure is used.
 REFERENCE_CPU_FLOPS = 3.0e9
+
+
 # Process start, TensorFlow import, data preparation and the first trace of the training step,
 # measured at 10-20 s per run on the reference machine.
 START_UP_SECONDS = 15.0
+
+
 # Examples whose tokens are counted to estimate the tokens of an epoch (the rest is extrapolated).
 TOKEN_SAMPLE_EXAMPLES = 2000
+
+
 # Finished runs of the same family whose throughput is used (the most recent ones).
 MEASURED_RUNS = 5
-# Examples shown in a corpus check's preview table.
-PREVIEW_ROWS = 50
+
+
 # Bytes per float32 value (weights, activations).
 FLOAT_BYTES = 4
+
+
 # Training keeps 4 copies of every weight: the weight, its gradient and Adam's two moments.
 WEIGHT_COPIES = 4
+
+
 # Tensors of batch x length x vocabulary kept for the backward pass (logits, softmax, gradient).
 LOGIT_COPIES = 3
+
+
 # Tensors of batch x length x width kept per layer for the backward pass: a rough figure (inputs
 # of each projection, gates or feed-forward hidden units, norms, dropout masks), not a measurement.
 # The logits term above is exact, and it is the one a vocabulary explosion blows up.
 ACTIVATION_COPIES = 8
+
+
 # Share of the machine's physical memory a training job may plan to use; a plan whose estimate is
 # over it is refused before the run exists. TEXTGEN_MEMORY_BUDGET_MB overrides it with a figure.
 MEMORY_BUDGET_SHARE = 0.5
+
+
 MEMORY_BUDGET_ENV = "TEXTGEN_MEMORY_BUDGET_MB"
+
+
 # Used when the physical memory cannot be read (not Linux/macOS).
 FALLBACK_MEMORY_BYTES = 8 * 2**30
-
-
-# -- corpus check ---------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class CorpusCheck:
-    """A corpus read, validated and split in memory, nothing saved: what "Check" shows."""
-
-    report: dict[str, Any]  # CorpusReport.to_dict()
-    tokenizer: dict[str, Any]  # registry.tokenizer_summary(...)
-    preview: list[dict[str, Any]]  # the first PREVIEW_ROWS examples: line, source, target (raw text)
-    is_pairs: bool
-
-
-def check_corpus(data: bytes, config: CorpusConfig, tokenizer: TokenizerConfig | None = None, *,
-                 preview_rows: int = PREVIEW_ROWS) -> CorpusCheck:
-    """Read `data` as `registry.register` would, without registering it.
-
-    Raises CorpusError (unusable file) or ConfigError (bad reading settings) with what to do.
-    The preview holds the raw text: escape it for display (it is untrusted).
-    """
-    loaded = registry.load_bytes(data, config, origin="upload", label="")
-    summary = registry.tokenizer_summary(loaded, tokenizer or TokenizerConfig())
-    preview = [{"line": e.line, "source": e.source, "target": e.target}
-               for e in loaded.corpus.examples[:preview_rows]]
-    return CorpusCheck(loaded.report.to_dict(), summary, preview, loaded.corpus.is_pairs)
-
-
-def histogram_bins(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """A report length summary's histogram as rows {"bin": "3-4", "low": 3, "high": 4, "count": n}.
-
-    The report's bin k counts integer lengths in [edges[k], edges[k+1]); `high` is inclusive, so
-    a bin of width 1 reads "7" rather than "7-8".
-    """
-    histogram = summary.get("histogram") or {}
-    edges, counts = list(histogram.get("edges", [])), list(histogram.get("counts", []))
-    if len(edges) != len(counts) + 1:
-        raise ValueError(f"a histogram needs one more edge than counts, got {len(edges)} edges "
-                         f"and {len(counts)} counts.")
-    rows = []
-    for low, high, count in zip(edges, edges[1:], counts):
-        last = high - 1
-        rows.append({"bin": str(low) if last <= low else f"{low}-{last}", "low": low, "high": last,
-                     "count": int(count)})
-    return rows
-
-
-# -- memory ----------------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,14 +110,6 @@ class MemoryEstimate:
                 f"{format_bytes(self.weights_bytes)}, output logits {format_bytes(self.logits_bytes)}, "
                 f"other activations {format_bytes(self.activations_bytes)}); the budget is "
                 f"{format_bytes(self.budget_bytes)}.")
-
-
-def format_bytes(value: float) -> str:
-    """2_500_000 -> "2.4 MB" (binary units, as memory is counted)."""
-    for scale, suffix in ((2**40, "TB"), (2**30, "GB"), (2**20, "MB"), (2**10, "KB")):
-        if abs(value) >= scale:
-            return f"{value / scale:.1f} {suffix}"
-    return f"{int(value)} B"
 
 
 def memory_budget_bytes() -> int:
@@ -259,9 +221,6 @@ def length_overflow(store: RunStore, plan: Any) -> LengthOverflow:
     )
 
 
-# -- training time --------------------------------------------------------------------------------
-
-
 @dataclasses.dataclass(frozen=True)
 class TimeEstimate:
     """How long a planned run should train, and what the figure rests on."""
@@ -368,98 +327,4 @@ def estimate_training_time(plan: Any, tokens: int, measured: tuple[float, list[s
         source="measured" if measured else "reference",
         measured_runs=tuple(runs),
         limited_by_budget=limited,
-    )
-
-
-def format_duration(seconds: float | None) -> str:
-    """"45 s", "3 min 20 s", "2 h 05 min"; "unknown" for None or a non-finite value."""
-    if seconds is None or not math.isfinite(seconds):
-        return "unknown"
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, secs = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes:02d} min"
-    return f"{hours // 24} d {hours % 24:02d} h"
-
-
-def format_count(value: float) -> str:
-    """1234 -> "1.23 k", 2.5e9 -> "2.50 G": parameter counts and FLOPs at a glance."""
-    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= scale:
-            return f"{value / scale:.2f} {suffix}"
-    return f"{value:g}"
-
-
-# -- job progress ---------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class RunProgress:
-    """Where a run stands: for the job list's progress bar and figures."""
-
-    step: int
-    epoch: float
-    planned_epochs: int
-    planned_steps: int | None  # None until the first logged step tells the steps per epoch
-    fraction: float  # 0..1, for the progress bar
-    eta_seconds: float | None  # only while active
-    tokens_per_second: float | None
-    train_loss: float | None
-    valid_loss: float | None
-    valid_bleu: float | None
-    time_budget_minutes: float
-
-    @property
-    def summary(self) -> str:
-        """One line of figures ("epoch 2.0 of 10 · step 80 of 400 · 3,200 tok/s · ETA 1 min 05 s")."""
-        parts = [f"epoch {self.epoch:.1f} of {self.planned_epochs}"]
-        parts.append(f"step {self.step:,} of {self.planned_steps:,}" if self.planned_steps else f"step {self.step:,}")
-        if self.tokens_per_second:
-            parts.append(f"{self.tokens_per_second:,.0f} tok/s")
-        if self.eta_seconds is not None:
-            parts.append(f"ETA {format_duration(self.eta_seconds)}")
-        if self.time_budget_minutes:
-            parts.append(f"budget {self.time_budget_minutes:g} min")
-        return " · ".join(parts)
-
-
-def run_progress(store: RunStore, run: RunRecord, *, now: float | None = None) -> RunProgress:
-    """Progress of a run from its config and its logged metrics (steps, ETA, tokens/s).
-
-    The bar is the share of planned epochs done; with a time budget, the share of the budget
-    spent if larger (the budget ends training first). A finished run is full: it ended by
-    design (last epoch, early stopping or the time budget).
-    """
-    now = time.time() if now is None else now
-    train = (run.config or {}).get("train") or {}
-    planned_epochs = int(train.get("epochs", 0) or 0)
-    minutes = float(train.get("minutes", 0.0) or 0.0)
-    rows = store.get_metrics([run.id], names=["loss"])
-    step = rows[-1].step if rows else 0
-    epoch = float(rows[-1].epoch or 0.0) if rows else 0.0
-    max_steps = int(train.get("max_steps", 0) or 0)
-    planned_steps = round(planned_epochs * step / epoch) if epoch > 0 else None
-    if max_steps:
-        planned_steps = min(planned_steps, max_steps) if planned_steps else max_steps
-    latest = store.latest_metrics(run.id)
-    active = run.status in ACTIVE_STATUSES
-    fraction = min(1.0, epoch / planned_epochs) if planned_epochs else 0.0
-    if max_steps:
-        fraction = max(fraction, min(1.0, step / max_steps))
-    if active and minutes and run.status == "running" and run.started_at:
-        fraction = max(fraction, min(1.0, (now - run.started_at) / (minutes * 60)))
-    if run.status == "finished":
-        fraction = 1.0
-    eta = latest.get("train/eta_seconds") if run.status == "running" else None
-    return RunProgress(
-        step=step, epoch=epoch, planned_epochs=planned_epochs, planned_steps=planned_steps,
-        fraction=max(0.0, fraction), eta_seconds=eta,
-        tokens_per_second=latest.get("train/tokens_per_second"),
-        train_loss=latest.get("train/loss"), valid_loss=latest.get("valid/loss"),
-        valid_bleu=latest.get("valid/bleu"), time_budget_minutes=minutes,
     )

@@ -178,7 +178,32 @@ def parse_csv(lines: Sequence[str], config: CorpusConfig) -> Parsed:
 
 
 def parse_jsonl(lines: Sequence[str], config: CorpusConfig) -> Parsed:
-    cap = config.max_line_chars
+    """One JSON object a line; the source and target keys are chosen among the keys most objects
+    have (`choose_fields`), and each object is read by them."""
+    objects, rejected = _json_objects(lines, config.max_line_chars)
+    if not objects:
+        return Parsed([], sorted(rejected, key=lambda r: r.line), [])
+    key_counts: dict[str, int] = {}
+    for _, obj in objects:
+        for key in obj:
+            key_counts[key] = key_counts.get(key, 0) + 1
+    common = [key for key, count in key_counts.items() if count * 2 >= len(objects)] or list(key_counts)
+    source_key, target_key, how = choose_fields(common, config, "key", all_names=list(key_counts))
+    examples: list[Example] = []
+    clean = _FieldCleaner()
+    for number, obj in objects:
+        values, problem = _json_pair(obj, source_key, target_key, clean)
+        if problem is None:
+            examples.append(Example(values[0], values[1], number))
+        else:
+            rejected.append(Rejection(number, problem))
+    rejected.sort(key=lambda r: r.line)
+    return Parsed(examples, rejected, [f"JSON keys: {how}"] + clean.note(), source_key, target_key)
+
+
+def _json_objects(lines: Sequence[str], cap: int) -> tuple[list[tuple[int, dict[str, Any]]], list[Rejection]]:
+    """(line number, object) of each line that is one JSON object, and a rejection for each other
+    non-blank line (too long, invalid JSON, not an object)."""
     rejected: list[Rejection] = []
     objects: list[tuple[int, dict[str, Any]]] = []
     for index, raw in enumerate(lines):
@@ -205,45 +230,26 @@ def parse_jsonl(lines: Sequence[str], config: CorpusConfig) -> Parsed:
                                               '{"source": ..., "target": ...}'))
             continue
         objects.append((number, value))
-    notes: list[str] = []
-    if not objects:
-        return Parsed([], sorted(rejected, key=lambda r: r.line), notes)
+    return objects, rejected
 
-    key_counts: dict[str, int] = {}
-    for _, obj in objects:
-        for key in obj:
-            key_counts[key] = key_counts.get(key, 0) + 1
-    common = [key for key, count in key_counts.items() if count * 2 >= len(objects)] or list(key_counts)
-    source_key, target_key, how = choose_fields(common, config, "key", all_names=list(key_counts))
-    notes.append(f"JSON keys: {how}")
 
-    examples: list[Example] = []
-    clean = _FieldCleaner()
-    for number, obj in objects:
-        problem = None
-        values = []
-        for role, key in (("source", source_key), ("target", target_key)):
-            if key not in obj:
-                shown = ", ".join(repr(k) for k in list(obj)[:10]) or "none"
-                problem = f"missing key: no {key!r} key (this line has {shown})"
-                break
-            value = obj[key]
-            if not isinstance(value, str):
-                problem = (f"non-string value: {key!r} is {_json_kind(value)}; {role} values must be strings "
-                           "(numbers are read as their text; lists, objects, true/false and null are not)")
-                break
-            values.append(clean(value))
-        if problem is None:
-            if not values[0]:
-                problem = f"empty source: {source_key!r} is empty"
-            elif not values[1]:
-                problem = f"empty target: {target_key!r} is empty"
-        if problem is None:
-            examples.append(Example(values[0], values[1], number))
-        else:
-            rejected.append(Rejection(number, problem))
-    rejected.sort(key=lambda r: r.line)
-    return Parsed(examples, rejected, notes + clean.note(), source_key, target_key)
+def _json_pair(obj: dict[str, Any], source_key: str, target_key: str, clean) -> tuple[list[str], str | None]:
+    """An object's cleaned (source, target) values, or the reason it cannot be an example."""
+    values = []
+    for role, key in (("source", source_key), ("target", target_key)):
+        if key not in obj:
+            shown = ", ".join(repr(k) for k in list(obj)[:10]) or "none"
+            return values, f"missing key: no {key!r} key (this line has {shown})"
+        value = obj[key]
+        if not isinstance(value, str):
+            return values, (f"non-string value: {key!r} is {_json_kind(value)}; {role} values must be strings "
+                            "(numbers are read as their text; lists, objects, true/false and null are not)")
+        values.append(clean(value))
+    if not values[0]:
+        return values, f"empty source: {source_key!r} is empty"
+    if not values[1]:
+        return values, f"empty target: {target_key!r} is empty"
+    return values, None
 
 
 def _json_kind(value: Any) -> str:

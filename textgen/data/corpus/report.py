@@ -70,35 +70,9 @@ def build_report(corpus: Corpus, split: Split | None = None) -> CorpusReport:
     pairs = corpus.is_pairs
     sources = [e.source for e in examples]
     targets = [e.target for e in examples]
-
-    counts: collections.Counter[tuple[str, str]] = collections.Counter(zip(sources, targets))
-    num_duplicates = len(examples) - len(counts)
-    num_same = sum(1 for s, t in zip(sources, targets) if s == t) if pairs else 0
-    distinct_targets = len(set(targets))
-    distinct_sources = len(set(sources)) if pairs else 0
-
     source_words = [len(s.split()) for s in sources]
     target_words = [len(t.split()) for t in targets]
-    source_length = _length_stats(source_words, [len(s) for s in sources]) if pairs else None
-    target_length = _length_stats(target_words, [len(t) for t in targets])
-    outliers = _ratio_outliers(examples, source_words, target_words) if pairs else None
-
-    source_vocabulary = _vocabulary(sources)
-    target_vocabulary = _vocabulary(targets)
-    vocabulary = {"source": len(source_vocabulary), "target": len(target_vocabulary),
-                  "combined": len(source_vocabulary | target_vocabulary)}
-
-    suspicious = _suspicious_characters(examples)
     reasons = collections.Counter(r.category for r in corpus.rejected)
-    split_info = _split_overlap(corpus, split) if split is not None else None
-
-    num_characters = num_words = num_distinct_characters = None
-    if not pairs:
-        text = corpus.text if corpus.text is not None else "".join(t + "\n" for t in targets)
-        num_characters = len(text)
-        num_words = sum(target_words)
-        num_distinct_characters = len(set(text))
-
     num_lines = corpus.num_lines or max([e.line for e in examples] + [r.line for r in corpus.rejected] + [0])
     report = CorpusReport(
         format=corpus.format,
@@ -112,23 +86,42 @@ def build_report(corpus: Corpus, split: Split | None = None) -> CorpusReport:
         rejection_reasons=dict(reasons.most_common()),
         source_field=corpus.source_field,
         target_field=corpus.target_field,
-        num_duplicates=num_duplicates,
-        num_source_equals_target=num_same,
-        num_distinct_sources=distinct_sources,
-        num_distinct_targets=distinct_targets,
-        source_length=source_length,
-        target_length=target_length,
-        length_ratio_outliers=outliers,
-        vocabulary_size=vocabulary,
-        suspicious_characters=suspicious,
-        split=split_info,
-        num_characters=num_characters,
-        num_words=num_words,
-        num_distinct_characters=num_distinct_characters,
+        **_repetition(sources, targets, pairs),
+        source_length=_length_stats(source_words, [len(s) for s in sources]) if pairs else None,
+        target_length=_length_stats(target_words, [len(t) for t in targets]),
+        length_ratio_outliers=_ratio_outliers(examples, source_words, target_words) if pairs else None,
+        vocabulary_size=_vocabulary_sizes(sources, targets),
+        suspicious_characters=_suspicious_characters(examples),
+        split=_split_overlap(corpus, split) if split is not None else None,
+        **_text_counts(corpus, targets, target_words),
         notes=corpus.notes,
         warnings=(),
     )
     return _with_warnings(report, corpus, targets, sum(source_words) + sum(target_words))
+
+
+def _repetition(sources: list[str], targets: list[str], pairs: bool) -> dict[str, int]:
+    """Repeated pairs, pairs whose source is their target, and distinct sources and targets."""
+    counts: collections.Counter[tuple[str, str]] = collections.Counter(zip(sources, targets))
+    return {"num_duplicates": len(sources) - len(counts),
+            "num_source_equals_target": sum(1 for s, t in zip(sources, targets) if s == t) if pairs else 0,
+            "num_distinct_sources": len(set(sources)) if pairs else 0,
+            "num_distinct_targets": len(set(targets))}
+
+
+def _vocabulary_sizes(sources: list[str], targets: list[str]) -> dict[str, int]:
+    source_vocabulary = _vocabulary(sources)
+    target_vocabulary = _vocabulary(targets)
+    return {"source": len(source_vocabulary), "target": len(target_vocabulary),
+            "combined": len(source_vocabulary | target_vocabulary)}
+
+
+def _text_counts(corpus: Corpus, targets: list[str], target_words: list[int]) -> dict[str, int | None]:
+    """A text corpus's characters, words and distinct characters (None for pairs)."""
+    if corpus.is_pairs:
+        return {"num_characters": None, "num_words": None, "num_distinct_characters": None}
+    text = corpus.text if corpus.text is not None else "".join(t + "\n" for t in targets)
+    return {"num_characters": len(text), "num_words": sum(target_words), "num_distinct_characters": len(set(text))}
 
 
 def _vocabulary(texts: Sequence[str]) -> set[str]:
@@ -223,11 +216,19 @@ def _short(text: str, limit: int = 60) -> str:
 
 
 def _with_warnings(report: CorpusReport, corpus: Corpus, targets: Sequence[str], num_words: int) -> CorpusReport:
+    """The report with its warnings: what is wrong with the lines, their alignment and split, and
+    their characters and size, in that order."""
+    unit = "examples" if corpus.is_pairs else "lines"
+    warnings = (_line_warnings(report, corpus, targets, unit) + _alignment_warnings(report, corpus.is_pairs)
+                + _character_warnings(report, num_words, unit))
+    return dataclasses.replace(report, warnings=tuple(warnings))
+
+
+def _line_warnings(report: CorpusReport, corpus: Corpus, targets: Sequence[str], unit: str) -> list[str]:
+    """Rejected lines, repeated examples, targets that copy their source or are all the same."""
     warnings: list[str] = []
     count = report.num_examples
     pairs = corpus.is_pairs
-    unit = "examples" if pairs else "lines"
-
     if report.num_rejected:
         warnings.append(
             f"{report.num_rejected:,} line{plural_s(report.num_rejected)} rejected and left out "
@@ -250,6 +251,12 @@ def _with_warnings(report: CorpusReport, corpus: Corpus, targets: Sequence[str],
             f"all {count:,} targets are the same text ({_short(targets[0])!r}); a model will learn to output it "
             "whatever the input. Check that target_field names the right column."
         )
+    return warnings
+
+
+def _alignment_warnings(report: CorpusReport, pairs: bool) -> list[str]:
+    """Pairs whose length ratio suggests misaligned lines; held-out sources also in train."""
+    warnings: list[str] = []
     outliers = report.length_ratio_outliers
     if outliers and outliers["count"]:
         low, high = outliers["bounds"]
@@ -270,6 +277,13 @@ def _with_warnings(report: CorpusReport, corpus: Corpus, targets: Sequence[str],
                     f"{overlap:,} of {split_info[part]:,} {part} {what} also appear in train; {part} scores will be "
                     "optimistic. Deduplicate, or split so identical sources stay together."
                 )
+    return warnings
+
+
+def _character_warnings(report: CorpusReport, num_words: int, unit: str) -> list[str]:
+    """Invisible or garbling characters, a vocabulary explosion, too few examples."""
+    warnings: list[str] = []
+    count = report.num_examples
     if report.suspicious_characters:
         parts = [f"{v['count']:,} {name}{'s' if v['count'] != 1 else ''} (first at line {v['first_line']})"
                  for name, v in report.suspicious_characters.items()]
@@ -290,4 +304,4 @@ def _with_warnings(report: CorpusReport, corpus: Corpus, targets: Sequence[str],
             f"only {count:,} {unit}: enough to try the pipeline, too few for a model that generalises "
             "(thousands are typical)."
         )
-    return dataclasses.replace(report, warnings=tuple(warnings))
+    return warnings
