@@ -9,8 +9,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-tf = pytest.importorskip("tensorflow")
-
 from textgen.core.errors import ConfigError, CorpusError  # noqa: E402
 from textgen.data.config import TokenizerConfig  # noqa: E402
 from textgen.data.pipeline import (  # noqa: E402

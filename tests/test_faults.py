@@ -1,10 +1,9 @@
-"""Issue 8, cases 22-36 (bad hyperparameters and faults): one test per case, each proving the
-behaviour its docstring states with the real code (real job processes, real SIGKILLs, a real
-allocation failure under an address-space limit, real damaged files). The browser cases (28, 29,
-32) are in test_faults_browser.py.
+"""Bad hyperparameters and faults: each test proves the behaviour its docstring states with the
+real code (real job processes, real SIGKILLs, a real allocation failure under an address-space
+limit, real damaged files). What a browser sees of faults is in test_faults_browser.py.
 
 Injected faults, where a real one cannot be produced cheaply and safely on a shared machine:
-case 27 raises ENOSPC from `os.fsync` (the standard library call our atomic writes make) and
+the disk-full test raises ENOSPC from `os.fsync` (the standard library call our atomic writes make) and
 fills the SQLite database with SQLite's own `max_page_count` (the same "database or disk is
 full" error a full disk gives).
 """
@@ -64,10 +63,9 @@ def _leftovers(run_dir: Path) -> list[str]:
     return found
 
 
-# -- 22 ------------------------------------------------------------------------------------------
 
 
-def test_case_22_bad_hyperparameters_from_form_cli_or_url_are_refused_before_a_job_exists(
+def test_bad_hyperparameters_from_form_cli_or_url_are_refused_before_a_job_exists(
         home: Path, dates: str) -> None:
     """Bad hyperparameters from the Python API, the CLI, a crafted URL query or the Train form's
     widgets are refused with what was wrong and the valid range; no run, folder or job exists."""
@@ -103,10 +101,9 @@ def test_case_22_bad_hyperparameters_from_form_cli_or_url_are_refused_before_a_j
     assert not any((home / "runs").iterdir())
 
 
-# -- 23 ------------------------------------------------------------------------------------------
 
 
-def test_case_23_a_diverging_run_fails_with_non_finite_loss_at_step_n_keeping_the_last_good_checkpoint(
+def test_a_diverging_run_fails_with_non_finite_loss_at_step_n_keeping_the_last_good_checkpoint(
         store: RunStore, dates: str) -> None:
     """Honestly: with our Adam optimizer, learning rate 10 (the most the config allows) does not
     make the loss non-finite here (Adam's step is bounded by the learning rate and the loss is a
@@ -156,10 +153,9 @@ def test_case_23_a_diverging_run_fails_with_non_finite_loss_at_step_n_keeping_th
     assert [m.step for m in store.get_metrics([diverging.id], names=["loss"])] == [4]
 
 
-# -- 24 ------------------------------------------------------------------------------------------
 
 
-def test_case_24_out_of_memory_fails_the_run_with_a_suggested_batch_size_and_the_app_is_unaffected(
+def test_out_of_memory_fails_the_run_with_a_suggested_batch_size_and_the_app_is_unaffected(
         home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A job whose batch needs more memory than it may use (a 4 GB address-space cap set by
     TEXTGEN_MEMORY_LIMIT_MB, a batch of 800 sequences of 120 characters with 8192-wide
@@ -191,10 +187,9 @@ def test_case_24_out_of_memory_fails_the_run_with_a_suggested_batch_size_and_the
     assert any(t.value.startswith("Error: out of memory at batch size 1000") for t in app.text)
 
 
-# -- 25 ------------------------------------------------------------------------------------------
 
 
-def test_case_25_sigkill_mid_epoch_is_crashed_within_seconds_and_resume_says_what_is_redone(
+def test_sigkill_mid_epoch_is_crashed_within_seconds_and_resume_says_what_is_redone(
         store: RunStore, dates: str) -> None:
     """SIGKILL to a training job between two checkpoints: the next look at the runs (reconcile)
     marks it `crashed` within seconds; resuming starts from the intact last checkpoint, says
@@ -233,7 +228,6 @@ def test_case_25_sigkill_mid_epoch_is_crashed_within_seconds_and_resume_says_wha
     assert first_new == last.step + 1  # continued from the checkpoint, not from zero
 
 
-# -- 26 ------------------------------------------------------------------------------------------
 
 _SAVER = """
 import sys
@@ -253,7 +247,7 @@ while True:
 """
 
 
-def test_case_26_sigkill_during_a_checkpoint_write_keeps_the_previous_checkpoint_and_cleans_temporaries(
+def test_sigkill_during_a_checkpoint_write_keeps_the_previous_checkpoint_and_cleans_temporaries(
         tmp_path: Path) -> None:
     """A process saving checkpoints (a 25 MB model, over and over) is SIGKILLed the moment a
     checkpoint's temporary file appears, i.e. in the middle of a write. The index still points at
@@ -292,10 +286,9 @@ def test_case_26_sigkill_during_a_checkpoint_write_keeps_the_previous_checkpoint
     assert checkpoints.get("last").name == saved.name and _leftovers(run_dir) == []
 
 
-# -- 27 ------------------------------------------------------------------------------------------
 
 
-def test_case_27_disk_full_during_a_checkpoint_or_metric_write_fails_the_run_and_keeps_the_checkpoint(
+def test_disk_full_during_a_checkpoint_or_metric_write_fails_the_run_and_keeps_the_checkpoint(
         store: RunStore, dates: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Disk full while writing the second checkpoint (ENOSPC from fsync, once the first exists):
     the run is `failed` with "disk full while writing a checkpoint (No space left on device)",
@@ -353,10 +346,9 @@ def test_case_27_disk_full_during_a_checkpoint_or_metric_write_fails_the_run_and
     artifacts.load_trained(store.run_dir(run.id), "last")
 
 
-# -- 30 ------------------------------------------------------------------------------------------
 
 
-def test_case_30_corrupted_checkpoints_and_database_are_detected_with_a_clear_error_and_fall_back(
+def test_corrupted_checkpoints_and_database_are_detected_with_a_clear_error_and_fall_back(
         trained_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A damaged last checkpoint (garbage weights) falls back to the earlier checkpoint that
     loads, saying so (API and `generate`, which warns on stderr); a damaged index.json is rebuilt
@@ -399,10 +391,9 @@ def test_case_30_corrupted_checkpoints_and_database_are_detected_with_a_clear_er
     assert any("is damaged" in plain(e.value) for e in app.error)
 
 
-# -- 31 ------------------------------------------------------------------------------------------
 
 
-def test_case_31_two_users_starting_jobs_at_once_are_queued_with_distinct_ids(
+def test_two_users_starting_jobs_at_once_are_queued_with_distinct_ids(
         home: Path, dates: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two sessions submit a job at the same instant (two threads, each with its own store
     handle) under TEXTGEN_MAX_JOBS=1: two runs with distinct ids and folders; exactly one runs
@@ -442,7 +433,6 @@ def test_case_31_two_users_starting_jobs_at_once_are_queued_with_distinct_ids(
         _wait_for(lambda: not any(jobs.process_alive(p, None) for p in pids), 30, "both processes to end")
 
 
-# -- 33 ------------------------------------------------------------------------------------------
 
 
 _STORE_WRITER = """
@@ -462,7 +452,7 @@ with RunStore(home) as store:  # a brand-new store: the processes race to create
 """
 
 
-def test_case_33_several_processes_writing_the_store_at_once_never_see_database_is_locked(home: Path) -> None:
+def test_several_processes_writing_the_store_at_once_never_see_database_is_locked(home: Path) -> None:
     """Six processes open a brand-new store at the same instant (racing to create the schema and
     switch it to WAL) and write runs, statuses, metrics, samples and job-slot claims as fast as
     they can: no "database is locked" or any other error, and every row is there."""
@@ -481,10 +471,9 @@ def test_case_33_several_processes_writing_the_store_at_once_never_see_database_
         assert len(store.get_metrics([r.id for r in runs])) == 6 * count * 2
 
 
-# -- 34 ------------------------------------------------------------------------------------------
 
 
-def test_case_34_two_sessions_generating_at_once_with_one_cached_model_get_their_own_outputs(
+def test_two_sessions_generating_at_once_with_one_cached_model_get_their_own_outputs(
         trained_home: Path) -> None:
     """Two sessions decode at the same time with the one model object the app caches (the
     Transformer demo run; greedy and seeded sampling), each from its
@@ -523,7 +512,6 @@ def test_case_34_two_sessions_generating_at_once_with_one_cached_model_get_their
             assert outputs == alone[(index, c)], (kind, index, c)
 
 
-# -- 35 ------------------------------------------------------------------------------------------
 
 
 def _rewrite(data: bytes, change) -> bytes:
@@ -544,7 +532,7 @@ def _keras_file_with_a_lambda(path: Path) -> bytes:
     return (path / "evil.keras").read_bytes()
 
 
-def test_case_35_bundles_round_trip_and_every_tampered_bundle_is_refused(
+def test_bundles_round_trip_and_every_tampered_bundle_is_refused(
         trained_home: Path, home: Path, tmp_path: Path) -> None:
     """Export then import (API and `python -m textgen import`) gives a run that generates exactly
     what the original does. A bundle with a `.keras` file holding a Lambda layer, a config naming
@@ -635,10 +623,9 @@ def test_case_35_bundles_round_trip_and_every_tampered_bundle_is_refused(
         assert outputs(store.run_dir(cli_run)) == outputs(trained_home / "runs" / gru)
 
 
-# -- 36 ------------------------------------------------------------------------------------------
 
 
-def test_case_36_path_traversal_in_labels_ids_and_export_names_is_refused_and_paths_stay_home(
+def test_path_traversal_in_labels_ids_and_export_names_is_refused_and_paths_stay_home(
         trained_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run labels are never paths (a `../` label still gets an id folder); ids from URL query
     parameters or the CLI that are not ids (`../..`, absolute, `CON`, NUL) are refused or

@@ -1,7 +1,6 @@
-"""Issue 8, browser cases 28, 29 and 32, in headless
-Chromium against real Streamlit servers and one real training job shared by the tests in order:
-the job is started once, survives a server restart (28) and a closed browser (29), and is deleted
-while another session views it (32)."""
+"""Faults as a browser sees them, in headless Chromium against real Streamlit servers and one real
+training job shared by the tests in order: the job is started once, survives a server restart
+and a closed browser, and is deleted while another session views it."""
 
 from __future__ import annotations
 
@@ -58,7 +57,7 @@ def job(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
             jobs.delete(store, run.id, timeout=3)
 
 
-def test_case_28_a_restarted_server_shows_the_running_job_live_and_starts_no_duplicate(job) -> None:
+def test_a_restarted_server_shows_the_running_job_live_and_starts_no_duplicate(job) -> None:
     """The Streamlit server is stopped and started again while a job trains: the job's process
     goes on (same pid, its step keeps growing), the restarted app shows it live on the Runs page
     with a growing curve, and there is still exactly one run and one job process."""
@@ -85,7 +84,7 @@ def test_case_28_a_restarted_server_shows_the_running_job_live_and_starts_no_dup
     assert jobs.process_alive(pid, None)
 
 
-def test_case_29_closing_the_browser_leaves_the_job_training_and_reopening_shows_its_progress(job) -> None:
+def test_closing_the_browser_leaves_the_job_training_and_reopening_shows_its_progress(job) -> None:
     """A browser watching the job is closed mid-training: the job goes on (its step grows while no
     browser is open), and a new browser opening the Train page sees its progress and the Runs
     page its curve, including the steps trained while no one watched."""
@@ -108,7 +107,7 @@ def test_case_29_closing_the_browser_leaves_the_job_training_and_reopening_shows
             assert page.locator("[data-testid='stException']").count() == 0
 
 
-def test_case_32_a_run_deleted_while_another_session_views_it_is_stopped_removed_and_shown_gone(job) -> None:
+def test_a_run_deleted_while_another_session_views_it_is_stopped_removed_and_shown_gone(job) -> None:
     """One session views the training run live on the Runs page while another deletes it: the
     job is stopped, the run and its folder are removed, and the viewer's page says the run no
     longer exists, with no traceback."""

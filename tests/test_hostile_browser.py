@@ -1,8 +1,8 @@
-"""Issue 8 in real headless Chromium against a real Streamlit server: hostile text reaches every
-page (an upload with a hostile name and hostile lines, run labels, probe outputs, typed inputs
-for generation and attention) and no element is injected (case 18); the hostile upload name is
-shown escaped and never becomes a path (case 12); invisible/bidi characters show as marks and
-emoji, CJK and right-to-left text render (cases 16 and 17). Screenshots go to a folder printed
+"""Hostile text in real headless Chromium against a real Streamlit server: it reaches every page
+(an upload with a hostile name and hostile lines, run labels, probe outputs, typed inputs for
+generation and attention) and no element is injected; the hostile upload name is shown escaped
+and never becomes a path; invisible/bidi characters show as marks and emoji, CJK and
+right-to-left text render. Screenshots go to a folder printed
 at the start."""
 
 from __future__ import annotations

@@ -1,5 +1,4 @@
-"""Issue 8, cases 1-21 ("Hostile input"): one test (or parametrized group) per case, each proving
-the behaviour stated in its docstring the way it reaches a user: through the registry the app's
+"""Hostile input: each test (or parametrized group) proves the behaviour stated in its docstring the way it reaches a user: through the registry the app's
 "Save corpus" and the CLI's `corpus add` call, the CLI in a subprocess, or the page in AppTest.
 
 "Rejected" always means: a CorpusError/ConfigError whose message says what was wrong and what to
@@ -119,14 +118,14 @@ def click(app, key: str):
 @pytest.mark.parametrize("data", [b"", b"   \n\t\n\r\n  ", b"\xef\xbb\xbf", b"source\ttarget\n",
                                   b"source,target\n\n\n", b"\xef\xbb\xbfinput\toutput\r\n"],
                          ids=["empty", "whitespace", "bom-only", "tsv-header", "csv-header", "bom-header"])
-def test_case_01_empty_whitespace_or_header_only_is_rejected(home: Path, data: bytes) -> None:
+def test_empty_whitespace_or_header_only_is_rejected(home: Path, data: bytes) -> None:
     """Empty file, whitespace only, header only: rejected with "no usable examples" and what to
     upload instead; nothing is registered."""
     message = assert_rejected(home, data, "no usable examples")
     assert re.search(r"[Uu]pload|[Aa]dd|one example per line", message), message  # says what to do
 
 
-def test_case_01_cli_refuses_an_empty_file_in_one_line(home: Path, tmp_path: Path) -> None:
+def test_cli_refuses_an_empty_file_in_one_line(home: Path, tmp_path: Path) -> None:
     """The CLI's `corpus add` on an empty file: exit 2, one line "no usable examples", no corpus."""
     empty = tmp_path / "empty.tsv"
     empty.write_bytes(b"")
@@ -139,14 +138,14 @@ def test_case_01_cli_refuses_an_empty_file_in_one_line(home: Path, tmp_path: Pat
     (b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 4, "ELF executable"),
     (tsv(20).encode()[:200] + b"\x00\x00\x00" + tsv(20).encode(), "NUL bytes"),
 ], ids=["png", "elf", "nul"])
-def test_case_02_binary_content_under_a_text_name_is_rejected_by_content(home: Path, data: bytes, kind: str) -> None:
+def test_binary_content_under_a_text_name_is_rejected_by_content(home: Path, data: bytes, kind: str) -> None:
     """PNG, ELF or NUL bytes in a file named like text: rejected as binary by its content (the
     name is never looked at), not misreported as an encoding problem; nothing registered."""
     message = assert_rejected(home, data, "binary", kind)
     assert "iconv" not in message and "not valid UTF-8" not in message  # not an encoding error
 
 
-def test_case_03_latin1_bytes_are_refused_with_offset_and_hint(home: Path) -> None:
+def test_latin1_bytes_are_refused_with_offset_and_hint(home: Path) -> None:
     """Windows-1252 / Latin-1 bytes: refused with the byte offset, line, column, the byte and an
     iconv hint; never decoded with replacement characters."""
     good = tsv(12).encode()
@@ -158,7 +157,7 @@ def test_case_03_latin1_bytes_are_refused_with_offset_and_hint(home: Path) -> No
 
 
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16-le", "utf-16-be"])
-def test_case_04_bom_files_are_accepted_without_the_bom_in_token_or_header(home: Path, encoding: str) -> None:
+def test_bom_files_are_accepted_without_the_bom_in_token_or_header(home: Path, encoding: str) -> None:
     """UTF-8 with BOM and UTF-16 LE/BE with BOM: accepted; the BOM is not in the first token of a
     TSV nor in the CSV header (the source column is still found by its name)."""
     from textgen.store.database import RunStore
@@ -175,7 +174,7 @@ def test_case_04_bom_files_are_accepted_without_the_bom_in_token_or_header(home:
                 assert loaded.corpus.source_field == "source"
 
 
-def test_case_05_one_line_rule_for_crlf_lf_cr_and_unicode_separators() -> None:
+def test_one_line_rule_for_crlf_lf_cr_and_unicode_separators() -> None:
     """Mixed CRLF/LF/CR, no final newline, U+2028 and U+0085 inside lines: one splitting rule
     (CR LF, CR, LF); U+2028/U+0085 are spaces, not breaks; line numbers, num_lines, the report
     and the text corpus all count the same lines."""
@@ -193,7 +192,7 @@ def test_case_05_one_line_rule_for_crlf_lf_cr_and_unicode_separators() -> None:
     assert text.text.count("\n") == 12
 
 
-def test_case_06_tsv_bad_rows_are_reported_by_their_own_line_never_shifted() -> None:
+def test_tsv_bad_rows_are_reported_by_their_own_line_never_shifted() -> None:
     """TSV with a missing target column, ragged rows and extra tabs: each bad line reported with
     its physical line number and what to fix; good rows keep their own line numbers."""
     lines = tsv(12).splitlines()
@@ -212,7 +211,7 @@ def test_case_06_tsv_bad_rows_are_reported_by_their_own_line_never_shifted() -> 
     assert any("4 lines rejected" in w and "see the rejected list" in w for w in report["warnings"])
 
 
-def test_case_07_an_unmatched_csv_quote_rejects_its_line_only() -> None:
+def test_an_unmatched_csv_quote_rejects_its_line_only() -> None:
     """An unmatched quote in CSV: that line is reported; the rest of the file still loads (the
     quote does not swallow later rows)."""
     rows = ["source,target"] + [f"s{i},t{i}" for i in range(5)] + ['"never closed,t5']
@@ -224,7 +223,7 @@ def test_case_07_an_unmatched_csv_quote_rejects_its_line_only() -> None:
     assert corpus.examples[5] == corpus.examples[5].__class__("s6", "t6", 8)
 
 
-def test_case_08_jsonl_bad_lines_get_per_line_errors_and_a_summary() -> None:
+def test_jsonl_bad_lines_get_per_line_errors_and_a_summary() -> None:
     """JSONL with a bad line, wrong keys, nested or non-string values: one error per line with
     its number and a summary of the kinds in the report's warnings."""
     good = [json.dumps({"source": f"s{i}", "target": f"t{i}"}) for i in range(12)]
@@ -243,7 +242,7 @@ def test_case_08_jsonl_bad_lines_get_per_line_errors_and_a_summary() -> None:
 # -- 9-12: size, archives, names -----------------------------------------------------------------
 
 
-def test_case_09_a_one_megabyte_line_is_capped_with_a_count_and_the_page_stays_fast(home: Path) -> None:
+def test_a_one_megabyte_line_is_capped_with_a_count_and_the_page_stays_fast(home: Path) -> None:
     """A single 1 MB line: rejected as "line too long" with its length and the limit (never
     quoted); as the whole file, "no usable examples"; displayed text is capped with a count of
     what was cut; the Corpus page checks such a file quickly and renders small tables."""
@@ -269,7 +268,7 @@ def test_case_09_a_one_megabyte_line_is_capped_with_a_count_and_the_page_stays_f
     assert not any("xxxxxxxxxx" in t.value for t in app.text)
 
 
-def test_case_10_an_upload_over_the_cap_is_refused_before_it_is_read(home: Path, tmp_path: Path) -> None:
+def test_an_upload_over_the_cap_is_refused_before_it_is_read(home: Path, tmp_path: Path) -> None:
     """An upload over the cap: Streamlit's server.maxUploadSize (50 MB, = CorpusConfig.max_bytes)
     refuses it in the server before the page runs; our own check compares the size first and
     never reads the bytes (no report, Save disabled); the CLI refuses a file over the cap from
@@ -308,7 +307,7 @@ def test_case_10_an_upload_over_the_cap_is_refused_before_it_is_read(home: Path,
     ("zip", None),
     ("tar", None),
 ])
-def test_case_11_compressed_and_archive_files_are_rejected(home: Path, name: str, data: bytes | None) -> None:
+def test_compressed_and_archive_files_are_rejected(home: Path, name: str, data: bytes | None) -> None:
     """gzip, bzip2, xz, zip and tar content (whatever the file is called): rejected as a
     compressed or archive file with "decompress it" as the fix; never unpacked, nothing saved."""
     if name == "zip":
@@ -330,7 +329,7 @@ HOSTILE_NAMES = ["../../x.tsv", "CON", "n" * 300 + ".tsv", "two\nlines.tsv", "ev
                  "/etc/passwd", "..\\..\\win.tsv"]
 
 
-def test_case_12_hostile_upload_names_are_escaped_labels_never_paths(home: Path, tmp_path: Path) -> None:
+def test_hostile_upload_names_are_escaped_labels_never_paths(home: Path, tmp_path: Path) -> None:
     """Upload names like ../../x, CON, 300 characters, a newline or U+202E: saved as a shortened,
     escaped label (marks for newline and bidi, a count for what was cut); every folder is named by
     the corpus id; nothing is written outside TEXTGEN_HOME. The CLI's --label is a label too."""
@@ -371,7 +370,7 @@ def test_case_12_hostile_upload_names_are_escaped_labels_never_paths(home: Path,
 # -- 13-17: small, repetitive and odd text ----------------------------------------------------------
 
 
-def test_case_13_one_pair_is_refused_with_the_minimum_stated(home: Path, tmp_path: Path) -> None:
+def test_one_pair_is_refused_with_the_minimum_stated(home: Path, tmp_path: Path) -> None:
     """One pair only: refused at upload and by `train` with the minimum stated; no corpus and no
     run are created."""
     one = tmp_path / "one.tsv"
@@ -383,7 +382,7 @@ def test_case_13_one_pair_is_refused_with_the_minimum_stated(home: Path, tmp_pat
     assert corpus_state(home) == ([], []) and run_state(home) == ([], [])
 
 
-def test_case_14_duplicates_copies_and_constant_targets_are_warned_with_a_dedupe_option(
+def test_duplicates_copies_and_constant_targets_are_warned_with_a_dedupe_option(
         home: Path, tmp_path: Path) -> None:
     """Duplicates, source equal to target, all targets identical: each warned (with the
     deduplicate option named); `--set deduplicate=true` registers the corpus without repeats."""
@@ -402,7 +401,7 @@ def test_case_14_duplicates_copies_and_constant_targets_are_warned_with_a_dedupe
     assert json.loads(added.stdout)["num_examples"] == 21
 
 
-def test_case_15_composed_decomposed_and_full_width_are_normalised_the_same_everywhere() -> None:
+def test_composed_decomposed_and_full_width_are_normalised_the_same_everywhere() -> None:
     """Composed vs decomposed accents are one string (NFC) in the corpus, the tokenizer and the
     scores; full-width forms are kept as written (NFC, not NFKC) the same way in all three."""
     from textgen.data.config import TokenizerConfig
@@ -428,7 +427,7 @@ def test_case_15_composed_decomposed_and_full_width_are_normalised_the_same_ever
 SPOOFS = {"zero-width": "gru\u200b demo", "bidi override": "\u202eomed urg", "ANSI": "\x1b[2J\x1b[31mred"}
 
 
-def test_case_16_invisible_bidi_and_ansi_are_marked_in_previews_logs_and_labels(demo_home: Path) -> None:
+def test_invisible_bidi_and_ansi_are_marked_in_previews_logs_and_labels(demo_home: Path) -> None:
     """Zero-width and bidi-override characters and ANSI escapes: counted in the corpus report's
     warnings, marked ⟨U+XXXX⟩ in the Corpus page's preview, in the CLI's output (logs) and in run
     labels everywhere, so a label cannot pose as another run's and ESC never reaches a terminal."""
@@ -462,7 +461,7 @@ def test_case_16_invisible_bidi_and_ansi_are_marked_in_previews_logs_and_labels(
     assert not any(ch in options for ch in "\u200b\u202e\x1b")
 
 
-def test_case_17_emoji_cjk_rtl_and_combining_marks_run_and_label_attention() -> None:
+def test_emoji_cjk_rtl_and_combining_marks_run_and_label_attention() -> None:
     """Emoji, CJK, right-to-left and combining marks: read, tokenised, decoded and shown as
     attention-map labels without a crash; labels keep the characters (numeric references only)."""
     import keras
@@ -500,7 +499,7 @@ def test_case_17_emoji_cjk_rtl_and_combining_marks_run_and_label_attention() -> 
 # -- 18-21: markup, spreadsheets, vocabulary, length ----------------------------------------------
 
 
-def test_case_18_markup_in_corpus_and_generated_text_is_only_ever_text(home: Path) -> None:
+def test_markup_in_corpus_and_generated_text_is_only_ever_text(home: Path) -> None:
     """<script>, <img onerror=...> and [x](javascript:...) in a corpus: kept verbatim as data,
     shown through text-only elements (preview dataframe, st.text), Markdown messages with every
     punctuation escaped, and chart labels with markup as numeric references; token diffs mark
@@ -525,7 +524,7 @@ def test_case_18_markup_in_corpus_and_generated_text_is_only_ever_text(home: Pat
     assert diff == f"[-{HOSTILE[0]}-]{{+{HOSTILE[2]}+}}"
 
 
-def test_case_19_exported_csv_cells_that_look_like_formulas_are_neutralised(demo_home: Path) -> None:
+def test_exported_csv_cells_that_look_like_formulas_are_neutralised(demo_home: Path) -> None:
     """Every CSV export (Evaluate's leaderboard and per-sentence downloads, the Runs page's
     metrics CSV, tables.export_csv) prefixes cells starting with = + - @ (also after spaces,
     tab, and full-width forms) with an apostrophe; numbers stay numbers."""
@@ -577,7 +576,7 @@ def _hex_corpus(path: Path, pairs: int = 3000) -> Path:
     return path
 
 
-def test_case_20_a_vocabulary_explosion_is_capped_estimated_and_refused_over_budget(
+def test_a_vocabulary_explosion_is_capped_estimated_and_refused_over_budget(
         home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Random hex tokens: the report warns of a vocabulary explosion; the tokenizer is capped at
     vocab_size; the plan's training memory is estimated (and shown on the Train page); a
@@ -618,7 +617,7 @@ def test_case_20_a_vocabulary_explosion_is_capped_estimated_and_refused_over_bud
     assert page.button(key="train-start").disabled and run_state(home) == ([], [])
 
 
-def test_case_21_long_sequences_are_truncated_with_a_count_and_decoding_ends(
+def test_long_sequences_are_truncated_with_a_count_and_decoding_ends(
         trained_home: Path, tmp_path: Path) -> None:
     """Sequences over the maximum length are truncated with a count (before training, the plan
     counts them exactly as the data pipeline cuts them; at generation, the input tokens dropped);

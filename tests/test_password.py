@@ -1,4 +1,4 @@
-"""The optional shared password (issue 8, case 38): with `[textgen] password` in Streamlit's
+"""The optional shared password: with `[textgen] password` in Streamlit's
 secrets (or TEXTGEN_PASSWORD), every page shows only a password form until the session has typed
 it; a wrong one is refused with a message; the right one opens the page (and the others in the
 same session); the password itself is never kept in session state nor shown. Without a password

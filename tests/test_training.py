@@ -97,8 +97,8 @@ def test_validation_batches_are_raised_for_small_training_batches_within_a_logit
     assert trainer.eval_batch_size(8, 256, 8000) == 32  # as many as fit in the budget
 
 
-# A non-finite loss failing the run at its step (keeping the last good checkpoint) is issue 8's
-# case 23, tested in test_faults.py.
+# A non-finite loss failing the run at its step (keeping the last good checkpoint) is tested in
+# test_faults.py.
 
 
 @pytest.mark.parametrize(

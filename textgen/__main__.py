@@ -11,8 +11,8 @@ from textgen.cli.main import main  # noqa: E402
 code = main()
 if "tensorflow" in sys.modules:
     # Everything is written and closed by now; skip the interpreter's teardown, which waits on
-    # TensorFlow's and tf.data's thread pools (seconds after a training command, 20 s measured
-    # on busy cores) while the command looks hung; for a job's `worker`, while it still holds its memory.
+    # TensorFlow's and tf.data's thread pools (seconds after a training command, more on busy
+    # cores) while the command looks hung; for a job's `worker`, while it still holds its memory.
     try:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -114,8 +114,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         traceback.print_exc()
         code = 1
     # The run's end is recorded and its files are synced; `python -m textgen` (textgen/__main__.py)
-    # then skips the interpreter's teardown, which waits on tf.data's background threads (20 s
-    # measured on busy cores) while the process still holds its memory and looks alive.
+    # then skips the interpreter's teardown, which can wait many seconds on tf.data's background
+    # threads on busy cores while the process still holds its memory and looks alive.
     return code
 
 

@@ -58,9 +58,8 @@ DEFAULT_NUM_BUCKETS = 6
 # than autotuned: tf.data's autotuner runs a background thread that sleeps between rounds (the
 # period doubling towards a minute), and destroying an iterator can wait for that sleep to end.
 # Keras drops the training iterator when `fit` returns (the end of every job) and replaces the
-# validation iterator at every evaluation. Measured (nanoGPT's recipe, the repeated training
-# iterator dropped after 100 steps, 8 trials): 2.7-4.0 s in 4 of 8 with autotuning, at most 1 ms
-# in 8 of 8 without; steps themselves ran at the same speed.
+# validation iterator at every evaluation; fixed values made those waits vanish at the same step
+# speed (bench/RESULTS.md).
 PARALLEL_CALLS = 2
 PREFETCH_BATCHES = 2
 

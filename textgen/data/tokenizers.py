@@ -182,8 +182,8 @@ class Tokenizer:
         self.kind = config.kind
         self._encode_batch = getattr(hf_tokenizer, "encode_batch_fast", hf_tokenizer.encode_batch)
         # The char tokenizer maps each code point of the normalised text to its id (<unk> when
-        # not in the vocabulary); a dictionary lookup does that 30x faster than the HF pipeline
-        # (tiny Shakespeare, 1.1M characters: 0.06 s against 1.9 s), with the same ids (tested).
+        # not in the vocabulary); a dictionary lookup does that much faster than the HF pipeline
+        # (bench/RESULTS.md), with the same ids (tested).
         # `normalize` already applies NFC, the HF normalizer's only step without lowercasing.
         self._char_ids: dict[str, int] | None = None
         if config.kind == "char" and not config.lowercase:

@@ -154,8 +154,8 @@ class TransformerDecoderLayer(_ResidualLayer):
 
         def cached_self_attention(y):
             new_keys, new_values = self.self_attention.project_keys_values(y)  # (batch, heads, 1, head_dim)
-            # Only the new slots are written (a `where` over the whole cache cost ~1 ms per
-            # tensor at batch 32: most of a step).
+            # Only the new slots are written: a `where` over the whole cache rewrites all of it,
+            # which was most of a step (bench/RESULTS.md).
             keys = tf.tensor_scatter_nd_update(self_keys, write_indices, new_keys[:, :, 0])  # (batch, heads, cache_len, head_dim)
             values = tf.tensor_scatter_nd_update(self_values, write_indices, new_values[:, :, 0])
             output, weights = self.self_attention.attend(y, keys, values, prefix_mask)

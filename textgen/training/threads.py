@@ -9,9 +9,8 @@ from textgen.training.config import TrainConfig
 
 # Families that train faster with one thread per op and the batch in slices side by side, on
 # machines with at most SLICED_LAYOUT_MAX_CORES cores (the layout `thread_layout` picks for the
-# settings left at 0). Measured on 2 cores (bench/RESULTS.md): the small Transformer at batch 64
-# on Multi30k about 10% faster; the LM recipe about 18%; GRU and Bahdanau no faster. Machines
-# with more cores were not measured and keep TensorFlow's defaults.
+# settings left at 0); the recurrent families were no faster that way (bench/RESULTS.md).
+# Machines with more cores were not measured and keep TensorFlow's defaults.
 SLICED_LAYOUT_KINDS = ("transformer", "transformer-lm")
 
 

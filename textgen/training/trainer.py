@@ -37,9 +37,9 @@ class TrainingOutcome:
     metrics: dict[str, float]
 
 
-# Validation runs forward only, so a small training batch is raised for it: fewer, larger steps
-# (nanoGPT's recipe, 1,737 windows: 2.3-2.6 s per evaluation at 64 per batch, 3.7-5.1 s at 12,
-# same loss). Raised only while a batch's logits stay under this many floats (256 MB).
+# Validation runs forward only, so a small training batch is raised for it: fewer, larger steps,
+# the same loss, faster (bench/RESULTS.md). Raised only while a batch's logits stay under this
+# many floats (256 MB).
 EVAL_BATCH_SIZE = 64
 
 
