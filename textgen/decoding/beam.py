@@ -44,10 +44,10 @@ from textgen.decoding.common import (
     State,
     StepFunction,
     any_length,
-    as_deadline,
     ban,
     length_penalty,
     new_arrays,
+    search_limits,
     stack_arrays,
     stop_reason,
     write_arrays,
@@ -81,12 +81,7 @@ def beam_search(
     "done" (batch,); "last_steps" (batch,): the step each done row ended at; "steps".
     """
     K, N = _checked_sizes(beam_width, num_return, stopping)
-    start_ids = tf.convert_to_tensor(start_ids, tf.int32)
-    max_steps = tf.convert_to_tensor(max_steps, tf.int32)
-    deadline = as_deadline(deadline)
-    batch = tf.shape(start_ids)[0]
-    max_lengths = (tf.fill([batch], max_steps) if max_lengths is None
-                   else tf.minimum(tf.cast(max_lengths, tf.int32), max_steps))
+    start_ids, max_steps, deadline, batch, max_lengths = search_limits(start_ids, max_steps, deadline, max_lengths)
     alpha = tf.cast(alpha, tf.float32)
     # With stopping "max_length", the bound on what a live hypothesis can still score.
     max_penalty = length_penalty(max_lengths, alpha)  # (batch,)

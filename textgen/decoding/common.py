@@ -163,6 +163,18 @@ def stack_arrays(arrays: dict[str, tf.TensorArray]) -> dict[str, tf.Tensor]:
 PickFunction = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
 
+def search_limits(start_ids, max_steps, deadline, max_lengths):
+    """A search's inputs as tensors: start_ids (batch,) int32, max_steps int32, the deadline (see
+    `as_deadline`), the batch size, and each row's cap (batch,): max_lengths, at most max_steps,
+    or max_steps for every row when None."""
+    start_ids = tf.convert_to_tensor(start_ids, tf.int32)
+    max_steps = tf.convert_to_tensor(max_steps, tf.int32)
+    batch = tf.shape(start_ids)[0]
+    max_lengths = (tf.fill([batch], max_steps) if max_lengths is None
+                   else tf.minimum(tf.cast(max_lengths, tf.int32), max_steps))
+    return start_ids, max_steps, as_deadline(deadline), batch, max_lengths
+
+
 def single_hypothesis_search(
     step_fn: StepFunction,
     initial_state: State,
@@ -186,12 +198,7 @@ def single_hypothesis_search(
     "attention" {key: (steps, batch, ...)}, plus "lengths" (batch,) (tokens generated, </s>
     included), "finished" (batch,) and "steps" (scalar: steps run).
     """
-    start_ids = tf.convert_to_tensor(start_ids, tf.int32)
-    max_steps = tf.convert_to_tensor(max_steps, tf.int32)
-    deadline = as_deadline(deadline)
-    batch = tf.shape(start_ids)[0]
-    max_lengths = (tf.fill([batch], max_steps) if max_lengths is None
-                   else tf.minimum(tf.cast(max_lengths, tf.int32), max_steps))
+    start_ids, max_steps, deadline, batch, max_lengths = search_limits(start_ids, max_steps, deadline, max_lengths)
     search = _SingleSearch(step_fn, pick, eos_id, banned_ids, max_steps, max_lengths, deadline)
     tokens, state, finished, lengths, histories = search.first_step(start_ids, initial_state, batch)
     loop_vars = (tf.constant(1), tokens, state, finished, lengths, histories)
