@@ -596,3 +596,26 @@ def test_teacher_forced_attention_shapes():
                                   "le chat", "est assis")
     n = len(target_tokenizer.encode("le chat")) + len(target_tokenizer.encode("est assis"))
     assert set(lm) == {"self_attention"} and lm["self_attention"].shape == (n, layers, heads, n)
+
+
+@pytest.mark.parametrize("kind", ["gru", "transformer"])
+def test_a_model_nobody_holds_is_freed_with_its_compiled_searches(kind):
+    """The compiled searches are cached per model; they must not keep the model alive once its
+    last user (a page's cached run, a job) lets go, or a long-running app never frees a model."""
+    import gc
+    import weakref
+
+    from textgen.decoding import decoder
+    from textgen.models import build_model, preset_config
+
+    config = preset_config(kind, "tiny", SOURCE_VOCAB, TARGET_VOCAB, max_source_length=12, max_target_length=10,
+                           num_layers=1, hidden_units=24, embedding_dim=16, model_dim=16, feed_forward_dim=32)
+    model = build_model(config)
+    source, _ = _inputs(kind)
+    for strategy in ("greedy", "beam"):
+        decode_ids(model, source, DecodingConfig(strategy=strategy, max_length=6))
+    assert len(decoder._COMPILED[model]) == 2
+    alive = weakref.ref(model)
+    del model
+    gc.collect()
+    assert alive() is None

@@ -185,14 +185,16 @@ def _compiled_search(model, config: DecodingConfig, eos_id: int, attention: bool
     key = _SearchKey.of(model, config, eos_id, attention)
     try:
         per_model = _COMPILED.setdefault(model, {})
+        model_ref = weakref.ref(model)  # the cache entry must not keep its own key alive
     except TypeError:  # not weak-referenceable: no cache
         per_model = {}
+        model_ref = lambda: model  # noqa: E731
     if key in per_model:
         return per_model[key]
     # autograph=False: the loop is tf.while_loop and every branch on a tensor is a TensorFlow op,
     # so AutoGraph would only re-parse our source (and the model's) in each new process: about
     # 5 s before a job's first decode, and converted copies left in /tmp by jobs.
-    run = tf.function(_BatchSearch(model, key).run, input_signature=_RUN_SIGNATURE,
+    run = tf.function(_BatchSearch(model_ref, key).run, input_signature=_RUN_SIGNATURE,
                       autograph=False)
     per_model[key] = run
     return run
@@ -241,11 +243,16 @@ class _SearchKey:
 
 @dataclasses.dataclass(frozen=True)
 class _BatchSearch:
-    """What stays fixed in one compiled search: the model and the static settings; `run` is
-    the function traced, one method per stage."""
+    """What stays fixed in one compiled search: the model (held weakly: the search is cached with
+    the model as its key, and must let it go) and the static settings; `run` is the function
+    traced, one method per stage."""
 
-    model: Any
+    model_ref: Callable[[], Any]
     key: _SearchKey
+
+    @property
+    def model(self) -> Any:
+        return self.model_ref()
 
     def run(self, source_ids, prompt_ids, prompt_lengths, example_ids, max_steps, max_lengths,
             deadline, alpha, temperature, top_k, top_p, seed):
